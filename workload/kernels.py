@@ -1,0 +1,470 @@
+"""Vectorized merge and aggregate kernels. No I/O: record batches in, tables and arrays out.
+
+Three pieces:
+- `aligned` walks k sorted batch streams in lockstep and yields, per step, every input's rows that
+  are below a common bound, so each step can be finished on its own with memory bounded by about
+  one batch per input (a k-way merge at batch granularity).
+- `merge_events` sorts one step's rows by (key, ts). The inputs are sorted runs, so a stable
+  argsort (timsort) on a packed key is close to a linear merge, and stability keeps ties in input
+  order.
+- `Partials` holds combinable aggregates per group. An event row is a partial of one row, so one
+  sort-and-reduceat serves level 1 (events), later levels (partials) and the final pod.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pyarrow as pa
+
+from . import schema
+from .errors import DataError
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+
+
+# -- categories ------------------------------------------------------------------------------
+class Categories:
+    """A process-wide registry of category strings, so codes mean the same in every batch.
+
+    Parquet gives each row group its own dictionary; mapping them onto one registry is a
+    lookup over the (small) dictionary, then one gather over the rows.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[str | None] = []
+        self._index: dict[str | None, int] = {}
+        self._seen: list[tuple[pa.Array, np.ndarray]] = []
+        self._arrow: pa.Array | None = None
+        self._hashes = np.empty(0, np.uint64)
+        self._ranks = np.empty(0, np.int64)
+
+    def _code(self, value: str | None) -> int:
+        code = self._index.get(value)
+        if code is None:
+            code = self._index[value] = len(self.values)
+            self.values.append(value)
+            self._arrow = None
+        return code
+
+    def _mapping(self, dictionary: pa.Array) -> np.ndarray:
+        for known, mapping in self._seen:
+            if known is dictionary or known.equals(dictionary):
+                return mapping
+        mapping = np.array([self._code(v) for v in dictionary.to_pylist()], dtype=np.int32)
+        self._seen = [(dictionary, mapping), *self._seen[:7]]
+        return mapping
+
+    def codes(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        out = []
+        for chunk in chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = chunk.dictionary_encode()
+            mapping = self._mapping(chunk.dictionary)
+            indices = chunk.indices
+            if indices.null_count:  # nulls get a code of their own, appended to the mapping
+                mapping = np.append(mapping, np.int32(self._code(None)))
+                indices = indices.fill_null(len(mapping) - 1)
+            out.append(mapping[indices.to_numpy(zero_copy_only=False)])
+        if not out:
+            return np.empty(0, np.int32)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _refresh(self) -> None:
+        if self._arrow is not None:
+            return
+        # Parquet cannot write a null inside a dictionary; the None code is written as a null
+        # index (see array()), so its dictionary slot only needs a placeholder.
+        self._arrow = pa.array(["\x00null" if v is None else v for v in self.values], pa.string())
+        self._hashes = np.array(
+            [
+                int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+                if v is not None
+                else 0x5BD1E995
+                for v in self.values
+            ],
+            dtype=np.uint64,
+        )
+        order = sorted(range(len(self.values)), key=lambda i: (self.values[i] is None, self.values[i] or ""))
+        self._ranks = np.empty(len(self.values), np.int64)
+        self._ranks[order] = np.arange(len(self.values))
+
+    def dictionary(self) -> pa.Array:
+        self._refresh()
+        return self._arrow  # type: ignore[return-value]
+
+    def hashes(self) -> np.ndarray:
+        self._refresh()
+        return self._hashes
+
+    def ranks(self) -> np.ndarray:
+        """Position of each code in string order (nulls last), for sorting by category."""
+        self._refresh()
+        return self._ranks
+
+    def array(self, codes: np.ndarray) -> pa.DictionaryArray:
+        """Codes as a dictionary array over the registry; the None code becomes a null."""
+        none = self._index.get(None)
+        mask = (codes == none) if none is not None else None
+        indices = pa.array(codes.astype(np.int32, copy=False), pa.int32(), mask=mask)
+        return pa.DictionaryArray.from_arrays(indices, self.dictionary())
+
+    def strings(self, codes: np.ndarray) -> pa.Array:
+        return self.array(codes).cast(pa.string())
+
+
+# -- checksum --------------------------------------------------------------------------------
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+_NULL_VALUE = np.uint64(0xD6E8FEB86659FD93)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, in place: a cheap, well-spread 64-bit hash."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def row_hashes(
+    key: np.ndarray, ts: np.ndarray, value: np.ndarray, valid: np.ndarray, cat_hash: np.ndarray
+) -> np.ndarray:
+    """One uint64 per row over all four columns; their wrapping sum is the dataset checksum,
+    which is independent of row order and file boundaries, so any tree shape gives the same."""
+    h = _mix(key.view(np.uint64) ^ _SEED)
+    h ^= ts.view(np.uint64)
+    h = _mix(h)
+    h ^= np.where(valid, value.view(np.uint64), _NULL_VALUE)
+    h = _mix(h)
+    h ^= cat_hash
+    return _mix(h)
+
+
+def checksum_hex(total: int) -> str:
+    return f"{int(total) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+# -- aligned streaming -----------------------------------------------------------------------
+def _columns(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> list[np.ndarray]:
+    out = []
+    for name in by:
+        col = batch.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.int64()) if isinstance(col, pa.ChunkedArray) else col.view(pa.int64())
+        out.append(np.asarray(col.to_numpy(zero_copy_only=False)))
+    return out
+
+
+def _first_unsorted(cols: list[np.ndarray]) -> int | None:
+    """Index i where row i+1 sorts before row i, or None when sorted."""
+    d = np.diff(cols[0])
+    bad = d < 0
+    if len(cols) > 1:
+        bad |= (d == 0) & (np.diff(cols[1]) < 0)
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else None
+
+
+def _rows_below(cols: list[np.ndarray], bound: tuple) -> int:
+    """How many leading rows sort strictly below `bound` (cols sorted lexicographically)."""
+    lo, hi = 0, len(cols[0])
+    for i, (col, b) in enumerate(zip(cols, bound, strict=True)):
+        part = col[lo:hi]
+        left = lo + int(np.searchsorted(part, b, "left"))
+        if i == len(cols) - 1:
+            return left
+        hi = lo + int(np.searchsorted(part, b, "right"))
+        lo = left
+        if lo == hi:
+            return lo
+    return lo
+
+
+class _Input:
+    def __init__(self, name: str, batches: Iterable[pa.RecordBatch], by: Sequence[str]):
+        self.name, self.by, self._it = name, by, iter(batches)
+        self.done = False
+        self.table: pa.Table | None = None
+        self.cols: list[np.ndarray] = []
+        self._last: tuple | None = None
+        self._row = 0  # rows pulled so far, for error messages
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.table is None else self.table.num_rows
+
+    def last(self) -> tuple:
+        return tuple(c[-1] for c in self.cols)
+
+    def pull(self) -> None:
+        for batch in self._it:
+            if batch.num_rows:
+                self._append(batch)
+                return
+        self.done = True
+
+    def _append(self, batch: pa.RecordBatch) -> None:
+        cols = _columns(batch, self.by)
+        bad = _first_unsorted(cols)
+        first = tuple(c[0] for c in cols)
+        if bad is None and self._last is not None and first < self._last:
+            bad = -1
+        if bad is not None:
+            raise DataError(
+                f"{self.name} is not sorted by ({', '.join(self.by)}) at row {self._row + bad + 1}"
+            )
+        self._last = tuple(c[-1] for c in cols)
+        self._row += batch.num_rows
+        new = pa.Table.from_batches([batch])
+        if self.table is None or self.table.num_rows == 0:
+            self.table, self.cols = new, cols
+        else:
+            self.table = pa.concat_tables([self.table, new])
+            self.cols = [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)]
+
+    def take(self, n: int) -> pa.Table | None:
+        if self.table is None or n == 0:
+            return None
+        head = self.table.slice(0, n)
+        self.table = self.table.slice(n)
+        self.cols = [c[n:] for c in self.cols]
+        return head
+
+
+def aligned(
+    streams: Sequence[tuple[str, Iterable[pa.RecordBatch]]], by: Sequence[str]
+) -> Iterator[list[pa.Table]]:
+    """Yield lists of per-input tables (input order kept, empty ones dropped) such that, for
+    every step, all rows of all inputs sorting below the step's upper bound are in that step.
+
+    Each input must be sorted by `by`; a DataError names the input and row where it is not.
+    """
+    inputs = [_Input(name, batches, by) for name, batches in streams]
+    for x in inputs:
+        x.pull()
+    while True:
+        live = [x for x in inputs if not x.done]
+        if not live:
+            parts = [x.take(x.rows) for x in inputs]
+            parts = [p for p in parts if p is not None]
+            if parts:
+                yield parts
+            return
+        bound = min(x.last() for x in live)
+        parts = [x.take(_rows_below(x.cols, bound)) if x.rows else None for x in inputs]
+        parts = [p for p in parts if p is not None]
+        if parts:
+            yield parts
+        for x in live:
+            if x.last() == bound:
+                x.pull()
+
+
+# -- merge op --------------------------------------------------------------------------------
+def _fits(span_a: int, span_b: int) -> bool:
+    return span_a * span_b < 2**63
+
+
+def sort_order(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """Stable order by (a, b), or None when already sorted."""
+    if a.size < 2 or _first_unsorted([a, b]) is None:
+        return None
+    a_min, a_max, b_min, b_max = int(a.min()), int(a.max()), int(b.min()), int(b.max())
+    if _fits(a_max - a_min + 1, b_max - b_min + 1):
+        packed = (a - a_min) * (b_max - b_min + 1) + (b - b_min)
+        return np.argsort(packed, kind="stable")
+    return np.lexsort((b, a))
+
+
+def merge_events(parts: Sequence[pa.Table], cats: Categories) -> pa.Table:
+    """One sorted events table from sorted parts; ties keep part order, then row order."""
+    keys = np.concatenate([np.asarray(p.column("key").to_numpy()) for p in parts])
+    ts = np.concatenate([_columns(p, ["ts"])[0] for p in parts])
+    codes = np.concatenate([cats.codes(p.column("category")) for p in parts])
+    value = pa.chunked_array([c for p in parts for c in p.column("value").chunks], pa.int64())
+    order = sort_order(keys, ts)
+    if order is not None:
+        keys, ts, codes = keys[order], ts[order], codes[order]
+        value = value.take(pa.array(order))
+    return pa.Table.from_arrays(
+        [pa.array(keys), pa.array(ts).view(schema.TS), value, cats.array(codes)],
+        schema=schema.EVENTS,
+    )
+
+
+# -- aggregates ------------------------------------------------------------------------------
+@dataclass
+class Partials:
+    """Combinable aggregates, one row per group. value_min/value_max hold INT64_MAX/INT64_MIN
+    for groups without a non-null value; they become nulls only on output."""
+
+    key: np.ndarray
+    cat: np.ndarray
+    rows: np.ndarray
+    value_count: np.ndarray
+    value_sum: np.ndarray
+    value_min: np.ndarray
+    value_max: np.ndarray
+    ts_min: np.ndarray
+    ts_max: np.ndarray
+    checksum: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def from_events(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Partials:
+        key = np.asarray(table.column("key").to_numpy())
+        ts = _columns(table, ["ts"])[0]
+        value_col = table.column("value")
+        valid = np.asarray(value_col.is_valid().to_numpy(zero_copy_only=False))
+        value = np.asarray(value_col.fill_null(0).to_numpy())
+        cat = cats.codes(table.column("category"))
+        return cls(
+            key=key,
+            cat=cat,
+            rows=np.ones(len(key), np.int64),
+            value_count=valid.astype(np.int64),
+            value_sum=value,
+            value_min=np.where(valid, value, INT64_MAX),
+            value_max=np.where(valid, value, INT64_MIN),
+            ts_min=ts,
+            ts_max=ts,
+            checksum=row_hashes(key, ts, value, valid, cats.hashes()[cat]),
+        )
+
+    @classmethod
+    def from_table(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Partials:
+        def ints(name: str, fill: int) -> np.ndarray:
+            col = table.column(name)
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.int64())
+            return np.asarray(col.fill_null(fill).to_numpy())
+
+        return cls(
+            key=ints("key", 0),
+            cat=cats.codes(table.column("category")),
+            rows=ints("rows", 0),
+            value_count=ints("value_count", 0),
+            value_sum=ints("value_sum", 0),
+            value_min=ints("value_min", INT64_MAX),
+            value_max=ints("value_max", INT64_MIN),
+            ts_min=ints("ts_min", 0),
+            ts_max=ints("ts_max", 0),
+            checksum=np.asarray(table.column("checksum").to_numpy()),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Partials]) -> Partials:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def reduce(self, by: str, cats: Categories) -> Partials:
+        """Combine rows with equal group keys; `by` is 'key', 'key,category' or 'category'.
+        The result is sorted by the group keys (categories in string order)."""
+        n = len(self)
+        if n == 0:
+            return self
+        rank = cats.ranks()[self.cat] if "category" in by else None
+        if by == "key":
+            group = self.key
+            order = None if _first_unsorted([group]) is None else np.argsort(group, kind="stable")
+        elif by == "category":
+            group = rank
+            order = np.argsort(group, kind="stable")
+        else:
+            order = sort_order(self.key, rank)
+            group = None
+        idx = slice(None) if order is None else order
+        if group is None:  # (key, category): boundaries where either changes
+            k, r = self.key[idx], rank[idx]
+            change = (k[1:] != k[:-1]) | (r[1:] != r[:-1])
+        else:
+            g = group[idx]
+            change = g[1:] != g[:-1]
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+        if len(starts) == n and order is None:
+            return self  # already one row per group
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a[idx] if order is not None else a
+
+        first = starts if order is None else order[starts]
+        return Partials(
+            key=self.key[first],
+            cat=self.cat[first],
+            rows=np.add.reduceat(pick(self.rows), starts),
+            value_count=np.add.reduceat(pick(self.value_count), starts),
+            value_sum=_sum(pick(self.value_sum), starts),
+            value_min=np.minimum.reduceat(pick(self.value_min), starts),
+            value_max=np.maximum.reduceat(pick(self.value_max), starts),
+            ts_min=np.minimum.reduceat(pick(self.ts_min), starts),
+            ts_max=np.maximum.reduceat(pick(self.ts_max), starts),
+            checksum=np.add.reduceat(pick(self.checksum), starts),
+        )
+
+    def _aggregate_arrays(self) -> list[pa.Array]:
+        empty = self.value_count == 0
+        return [
+            pa.array(self.rows),
+            pa.array(self.value_count),
+            pa.array(self.value_sum, mask=empty),
+            pa.array(self.value_min, mask=empty),
+            pa.array(self.value_max, mask=empty),
+            pa.array(self.ts_min).view(schema.TS),
+            pa.array(self.ts_max).view(schema.TS),
+        ]
+
+    def to_partials(self, cats: Categories) -> pa.Table:
+        arrays = [pa.array(self.key), cats.array(self.cat), *self._aggregate_arrays()]
+        return pa.Table.from_arrays([*arrays, pa.array(self.checksum)], schema=schema.PARTIALS)
+
+    def to_by_key(self) -> pa.Table:
+        return pa.Table.from_arrays([pa.array(self.key), *self._aggregate_arrays()], schema=schema.BY_KEY)
+
+    def to_by_category(self, cats: Categories) -> pa.Table:
+        arrays = [cats.strings(self.cat), *self._aggregate_arrays()]
+        return pa.Table.from_arrays(arrays, schema=schema.BY_CATEGORY)
+
+    def totals(self) -> dict:
+        """Whole-dataset totals (SQL semantics: min/max/sum of no values are None)."""
+        count = int(self.value_count.sum()) if len(self) else 0
+        return {
+            "rows": int(self.rows.sum()) if len(self) else 0,
+            "value_count": count,
+            "value_sum": int(_sum(self.value_sum, np.array([0]))[0]) if count else None,
+            "value_min": int(self.value_min.min()) if count else None,
+            "value_max": int(self.value_max.max()) if count else None,
+            "ts_min": int(self.ts_min.min()) if len(self) else None,
+            "ts_max": int(self.ts_max.max()) if len(self) else None,
+            "checksum": checksum_hex(int(np.add.reduce(self.checksum, dtype=np.uint64)))
+            if len(self)
+            else checksum_hex(0),
+        }
+
+
+def empty_partials() -> Partials:
+    i64 = np.empty(0, np.int64)
+    return Partials(i64, np.empty(0, np.int32), *([i64] * 7), np.empty(0, np.uint64))
+
+
+def _sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Exact int64 group sums; raises instead of wrapping around."""
+    out = np.add.reduceat(values, starts)
+    if values.size and int(np.abs(values).max(initial=0)) * values.size >= 2**63:
+        approx = np.add.reduceat(values.astype(np.float64), starts)
+        if np.any(np.abs(approx - out.astype(np.float64)) > 2.0**40) or np.any(
+            np.abs(approx) >= 2.0**63
+        ):
+            raise DataError("value_sum overflows int64; values are too large for exact sums")
+    return out

@@ -1,0 +1,84 @@
+"""What a pod measured about itself, printed as one JSON line at its end."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TypeVar
+
+from .errors import redact
+
+T = TypeVar("T")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dataclass
+class Metrics:
+    step: str
+    level: int | None
+    index: int
+    op: str
+    inputs: list[str] = field(default_factory=list)
+    output: str | None = None
+    rows_in: int = 0
+    rows_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    requests_in: int = 0
+    read_s: float = 0.0
+    compute_s: float = 0.0
+    write_s: float = 0.0
+    total_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+
+    def timed(self, items: Iterable[T], phase: str = "read_s") -> Iterator[T]:
+        """Re-yield items, charging the time spent producing them to `phase`."""
+        it = iter(items)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+                return
+            setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+            yield item
+
+    def finish(self) -> dict:
+        self.total_s = time.perf_counter() - self._started
+        self.peak_rss_mb = peak_rss_mb()
+        out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        for k in ("read_s", "compute_s", "write_s", "total_s"):
+            out[k] = round(out[k], 4)
+        return out
+
+
+def emit(record: dict, metrics_file: str | None = None) -> None:
+    """Print the metrics line on stdout and, if asked, write it to a file."""
+    line = redact(json.dumps(record, sort_keys=True))
+    print(line, flush=True)
+    if metrics_file:
+        with open(metrics_file, "w") as f:
+            f.write(line + "\n")
+
+
+def log(message: str) -> None:
+    print(redact(message), file=sys.stderr, flush=True)

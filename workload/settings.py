@@ -1,0 +1,88 @@
+"""One typed settings object. Each field can come from the command line, else from an environment
+variable named WORKLOAD_<FIELD>, else from its default; pods print it (secrets masked) at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, redact, register_secrets
+
+ENV_PREFIX = "WORKLOAD_"
+OPS = ("merge", "aggregate")
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: str = "/mnt/vol"
+    op: str = "merge"
+    fan_in: int = 2
+    # Storage options for fsspec/pyarrow (endpoint_url, key, secret, region, ...), as JSON.
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    metrics_file: str | None = None
+    # Rows per record batch while streaming: bounds memory per input.
+    batch_rows: int = 131_072
+    # Rows per Parquet row group in every file written.
+    row_group_rows: int = 1_048_576
+    # Bytes fetched per ranged GET when reading from an object store (one coalesced window).
+    read_window: int = 32 * 2**20
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Defaults < environment < explicit overrides (None means "not given")."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.op not in OPS:
+            raise ConfigError(f"unknown op {self.op!r}; expected one of {', '.join(OPS)}")
+        if self.fan_in < 2:
+            raise ConfigError(f"fan-in must be >= 2, got {self.fan_in}")
+        for name in ("batch_rows", "row_group_rows", "read_window"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        register_secrets(self.storage_options)
+
+    def describe(self) -> str:
+        shown = dataclasses.asdict(self)
+        shown["storage_options"] = {k: "***" for k in self.storage_options}
+        return redact("settings " + json.dumps(shown, sort_keys=True))
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if "dict" in kind:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+        if kind.startswith("int"):
+            return int(raw)
+    except ValueError as exc:
+        shown = "<hidden>" if "dict" in kind else repr(raw)
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={shown} is not valid: {exc}") from None
+    return raw
+
+
+def parse_storage_options(raw: str | None) -> dict[str, Any] | None:
+    """The --storage-options JSON argument; the error never echoes the value (it holds keys)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"--storage-options is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--storage-options must be a JSON object")
+    return value
