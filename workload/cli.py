@@ -76,8 +76,11 @@ def _guard(fn: Callable[[], int | None]) -> int:
 
 # -- pods ------------------------------------------------------------------------------------
 def process_parser(prog: str = "python -m workload.process") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Level pod: merge fan-in files of level L into one file "
-                "of level L+1.", epilog=EXIT_CODES_HELP)
+    p = _Parser(
+        prog=prog,
+        description="Level pod: merge fan-in files of level L into one file of level L+1.",
+        epilog=EXIT_CODES_HELP,
+    )
     p.add_argument(
         "file_number",
         nargs="?",
@@ -93,13 +96,17 @@ def _pod_numbers(args: argparse.Namespace) -> tuple[int, int]:
     if args.level is None:
         index = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
         if args.file_number is None or index is None:
-            raise UsageError("usage: process <file_number> <level> (file_number may come from "
-                             "AWS_BATCH_JOB_ARRAY_INDEX)")
+            raise UsageError(
+                "usage: process <file_number> <level> (file_number may come from "
+                "AWS_BATCH_JOB_ARRAY_INDEX)"
+            )
         args.file_number, args.level = index, args.file_number
     return _integer("file_number")(args.file_number), _integer("level")(args.level)
 
 
-def process_main(argv: Sequence[str] | None = None, prog: str = "python -m workload.process") -> int:
+def process_main(
+    argv: Sequence[str] | None = None, prog: str = "python -m workload.process"
+) -> int:
     def go() -> None:
         from .process import process
 
@@ -113,8 +120,12 @@ def process_main(argv: Sequence[str] | None = None, prog: str = "python -m workl
 
 
 def merge_parser(prog: str = "python -m workload.merge") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Final pod: combine files first..first+count-1 of the "
-                "deepest level into result/.", epilog=EXIT_CODES_HELP)
+    p = _Parser(
+        prog=prog,
+        description="Final pod: combine files first..first+count-1 of the "
+        "deepest level into result/.",
+        epilog=EXIT_CODES_HELP,
+    )
     p.add_argument("first", type=_integer("first"), help="first file index (the seed passes 0)")
     p.add_argument("count", type=_integer("count"), help="how many files to read")
     p.add_argument("--level", type=_integer("--level"), help="level to read (default: deepest)")
@@ -138,8 +149,12 @@ def merge_main(argv: Sequence[str] | None = None, prog: str = "python -m workloa
 def main(argv: Sequence[str] | None = None) -> int:
     from . import local
 
-    parser = _Parser(prog="workload", description=__doc__.split("\n")[0], epilog=EXIT_CODES_HELP,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="workload",
+        description=__doc__.split("\n")[0],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="write deterministic sample input under ROOT/l1")
@@ -151,10 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--skew", type=float, default=0.0, help="Zipf exponent of key popularity")
     g.add_argument("--storage-options")
 
-    sub.add_parser("process", help="run one level pod (same as python -m workload.process)",
-                   add_help=False)
-    sub.add_parser("merge", help="run the final pod (same as python -m workload.merge)",
-                   add_help=False)
+    sub.add_parser(
+        "process", help="run one level pod (same as python -m workload.process)", add_help=False
+    )
+    sub.add_parser(
+        "merge", help="run the final pod (same as python -m workload.merge)", add_help=False
+    )
 
     r = sub.add_parser("run", help="run the whole tree locally, then verify")
     _pod_options(r)
@@ -163,8 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--keys", type=_integer("--keys"), default=local.DEFAULT_KEYS)
     r.add_argument("--seed", type=_integer("--seed"), default=0)
     r.add_argument("--workers", type=_integer("--workers"), default=2)
-    r.add_argument("--levels", type=_integer("--levels"), help="process levels (default: "
-                   "reduce until at most --final-fan-in files remain)")
+    r.add_argument(
+        "--levels",
+        type=_integer("--levels"),
+        help="process levels (default: reduce until at most --final-fan-in files remain)",
+    )
     r.add_argument("--final-fan-in", type=_integer("--final-fan-in"), default=None)
     r.add_argument("--regenerate", action="store_true")
 
@@ -196,8 +216,16 @@ def _generate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     store = open_store(settings.root, settings.storage_options)
-    manifest = generate(store, args.files, args.rows, args.keys, args.seed, args.skew,
-                        settings.row_group_rows, Progress("generate", args.files))
+    manifest = generate(
+        store,
+        args.files,
+        args.rows,
+        args.keys,
+        args.seed,
+        args.skew,
+        settings.row_group_rows,
+        Progress("generate", args.files),
+    )
     log(f"wrote {manifest['files']} files, {manifest['rows']:,} rows under {store}")
     return 0
 
@@ -208,8 +236,17 @@ def _run(args: argparse.Namespace) -> int:
     root = os.environ.get("WORKLOAD_ROOT") or local.DEFAULT_ROOT
     settings = _settings(args, root=root)
     log(settings.describe())
-    report = local.run(settings, args.files, args.rows, args.keys, args.seed, args.workers,
-                       args.levels, args.final_fan_in, args.regenerate)
+    report = local.run(
+        settings,
+        args.files,
+        args.rows,
+        args.keys,
+        args.seed,
+        args.workers,
+        args.levels,
+        args.final_fan_in,
+        args.regenerate,
+    )
     print(local.format_report(report))
     return 0
 

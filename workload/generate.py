@@ -93,13 +93,15 @@ def generate(
     totals: list[Partials] = []
     present = np.zeros(keys, dtype=bool)
     for i in range(files):
-        with store.output(layout.shard(1, i)) as tmp:
-            with schema.Sink(tmp, schema.EVENTS, "events", row_group_rows) as sink:
-                for batch in file_chunks(i, per_file[i], keys, seed, skew):
-                    sink.write(batch)
-                    p = Partials.from_events(batch, cats)
-                    present[p.key] = True
-                    totals.append(p.reduce("category", cats))  # small: one row per category
+        with (
+            store.output(layout.shard(1, i)) as tmp,
+            schema.Sink(tmp, schema.EVENTS, "events", row_group_rows) as sink,
+        ):
+            for batch in file_chunks(i, per_file[i], keys, seed, skew):
+                sink.write(batch)
+                p = Partials.from_events(batch, cats)
+                present[p.key] = True
+                totals.append(p.reduce("category", cats))  # small: one row per category
         if progress:
             progress(i + 1, files)
     total = Partials.concat(totals).reduce("category", cats) if totals else None

@@ -90,7 +90,8 @@ class Categories:
             ],
             dtype=np.uint64,
         )
-        order = sorted(range(len(self.values)), key=lambda i: (self.values[i] is None, self.values[i] or ""))
+        values = self.values
+        order = sorted(range(len(values)), key=lambda i: (values[i] is None, values[i] or ""))
         self._ranks = np.empty(len(self.values), np.int64)
         self._ranks[order] = np.arange(len(self.values))
 
@@ -367,7 +368,8 @@ class Partials:
     def concat(cls, parts: Sequence[Partials]) -> Partials:
         if len(parts) == 1:
             return parts[0]
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        columns = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        return cls(**columns)
 
     def reduce(self, by: str, cats: Categories) -> Partials:
         """Combine rows with equal group keys; `by` is 'key', 'key,category' or 'category'.
@@ -430,7 +432,8 @@ class Partials:
         return pa.Table.from_arrays([*arrays, pa.array(self.checksum)], schema=schema.PARTIALS)
 
     def to_by_key(self) -> pa.Table:
-        return pa.Table.from_arrays([pa.array(self.key), *self._aggregate_arrays()], schema=schema.BY_KEY)
+        arrays = [pa.array(self.key), *self._aggregate_arrays()]
+        return pa.Table.from_arrays(arrays, schema=schema.BY_KEY)
 
     def to_by_category(self, cats: Categories) -> pa.Table:
         arrays = [cats.strings(self.cat), *self._aggregate_arrays()]

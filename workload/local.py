@@ -7,7 +7,6 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 
 from . import layout
 from .errors import DataError
@@ -67,12 +66,18 @@ def run(
         store.remove("l1")
         log(f"generating {files} files x {rows} rows under {store}")
         manifest = generate(
-            store, files, rows, keys, seed=seed, row_group_rows=settings.row_group_rows,
+            store,
+            files,
+            rows,
+            keys,
+            seed=seed,
+            row_group_rows=settings.row_group_rows,
             progress=Progress("generate", files),
         )
     # Levels above l1 and the result belong to this run: clear what an earlier shape left.
     for name in store.listdir(""):
-        if name == layout.RESULT_DIR or (name.startswith("l") and name[1:].isdigit() and name != "l1"):
+        derived_level = name.startswith("l") and name[1:].isdigit() and name != "l1"
+        if name == layout.RESULT_DIR or derived_level:
             store.remove(name)
 
     plan = layout.plan(manifest["files"], settings.fan_in, levels, final_fan_in)
@@ -94,7 +99,7 @@ def run(
 
     started = time.perf_counter()
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        final = pool.submit(merge, replace(settings), 0, plan.final_count, plan.final_level).result()
+        final = pool.submit(merge, settings, 0, plan.final_count, plan.final_level).result()
     report["levels"].append(_level_row("final", [final], time.perf_counter() - started))
     problems = verify(store)
     report["result"] = store.read_json(layout.SUMMARY)
@@ -132,5 +137,6 @@ def format_report(report: dict) -> str:
         f"value_sum={res['value_sum']} value_min={res['value_min']} value_max={res['value_max']}"
     )
     lines.append(f"        ts {res['ts_min']} .. {res['ts_max']}  checksum={res['checksum']}")
-    lines.append("verified: result matches the generator's manifest" if report["verified"] else "FAILED")
+    ok = "verified: result matches the generator's manifest"
+    lines.append(ok if report["verified"] else "verification FAILED")
     return "\n".join(lines)

@@ -91,8 +91,9 @@ def merge(settings: Settings, first: int, count: int, level: int | None = None) 
         "versions": {"workload": __version__, "pyarrow": pa.__version__, "numpy": np.__version__},
     }
     with metrics.timing("write_s"):
+        by_category_table = by_category.to_by_category(cats)
         _write_table(store, layout.BY_KEY, by_key.to_by_key(), "by_key", settings)
-        _write_table(store, layout.BY_CATEGORY, by_category.to_by_category(cats), "by_category", settings)
+        _write_table(store, layout.BY_CATEGORY, by_category_table, "by_category", settings)
     metrics.rows_out = len(by_key)
     metrics.bytes_in = sum(s.bytes_read for s in shards)
     metrics.requests_in = sum(s.requests for s in shards)
@@ -106,7 +107,10 @@ def merge(settings: Settings, first: int, count: int, level: int | None = None) 
 
 
 def _write_table(store: Store, rel: str, table: pa.Table, kind: str, settings: Settings) -> None:
-    with store.output(rel) as tmp, schema.Sink(tmp, table.schema, kind, settings.row_group_rows) as sink:
+    with (
+        store.output(rel) as tmp,
+        schema.Sink(tmp, table.schema, kind, settings.row_group_rows) as sink,
+    ):
         sink.write(table)
 
 

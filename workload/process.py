@@ -41,9 +41,10 @@ def open_inputs(store: Store, rels: list[str], window: int, expected: str | None
         kind = kinds[s.what]
         if kind is None or (expected and kind != expected) or kind != kinds[first.what]:
             want = expected or kinds[first.what] or "events"
+            shape = schema.EVENTS if want == "events" else schema.PARTIALS
             raise DataError(
                 f"schema drift: {s.what} has ({schema.describe(s.schema)}); "
-                f"expected {want} ({schema.describe(schema.EVENTS if want == 'events' else schema.PARTIALS)})"
+                f"expected {want} ({schema.describe(shape)})"
             )
     return shards
 

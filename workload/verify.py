@@ -40,7 +40,8 @@ def verify(store: Store) -> list[str]:
     expected = public_totals(manifest["expected"])
     for name in TOTALS:
         if summary.get(name) != expected.get(name):
-            problems.append(f"{name}: result {summary.get(name)!r} != expected {expected.get(name)!r}")
+            got, want = summary.get(name), expected.get(name)
+            problems.append(f"{name}: result {got!r} != expected {want!r}")
     if summary.get("files") != manifest.get("files"):
         problems.append(f"files: result {summary.get('files')} != manifest {manifest.get('files')}")
 
