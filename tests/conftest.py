@@ -18,6 +18,8 @@ from workload.settings import Settings
 from workload.storage import open_store
 
 REPO = Path(__file__).resolve().parent.parent
+# The environment as the test run started, before _clean_env: real-storage tests read it.
+ORIGINAL_ENV = dict(os.environ)
 SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "OSS_ACCESS_KEY_SECRET")
 
 
@@ -87,6 +89,9 @@ def read_result(root: str) -> tuple[pa.Table, pa.Table]:
 def cli(*args: str, env: dict | None = None, cwd: str | None = None, module: str | None = None):
     """Run a command line the way a pod does, in a fresh interpreter."""
     command = [sys.executable, *(["-m", module] if module else []), *args]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "AWS_", "OSS_"))}
+    ours = ("WORKLOAD_", "AWS_", "OSS_")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     full_env.update(env or {})
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+    )

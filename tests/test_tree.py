@@ -29,7 +29,9 @@ SHAPES = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(shape=SHAPES)
 def test_tree_equals_duckdb(tmp_path_factory, shape):
     root = str(tmp_path_factory.mktemp("tree"))
@@ -53,13 +55,15 @@ def test_result_is_bit_identical_across_ops_and_shapes(tmp_path):
     store = open_store(str(first))
     generate(store, 23, 700, 300, seed=7, skew=1.1)
     results = []
-    for op, fan_in, final in (("merge", 2, 4), ("aggregate", 2, 4), ("merge", 3, 1), ("aggregate", 4, 2)):
+    shapes = (("merge", 2, 4), ("aggregate", 2, 4), ("merge", 3, 1), ("aggregate", 4, 2))
+    for op, fan_in, final in shapes:
         for name in store.listdir(""):
             if name != "l1":
                 store.remove(name)
         run_tree(str(first), op, fan_in, final)
         summary = store.read_json(layout.SUMMARY)
-        totals = {k: summary[k] for k in ("rows", "distinct_keys", "value_sum", "checksum", "ts_min")}
+        names = ("rows", "distinct_keys", "value_sum", "checksum", "ts_min")
+        totals = {k: summary[k] for k in names}
         results.append(
             (
                 (first / "result/by_key.parquet").read_bytes(),

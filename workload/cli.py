@@ -28,12 +28,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _integer(name: str) -> Callable[[str], int]:
+def _integer(name: str, minimum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            return int(text, 10)
+            value = int(text, 10)
         except ValueError:
             raise UsageError(f"{name} must be an integer, got {text!r}") from None
+        if minimum is not None and value < minimum:
+            raise UsageError(f"{name} must be an integer >= {minimum}, got {value}")
+        return value
 
     return parse
 
@@ -41,7 +44,7 @@ def _integer(name: str) -> Callable[[str], int]:
 def _pod_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="root path or URL (default: $WORKLOAD_ROOT or /mnt/vol)")
     p.add_argument("--op", choices=OPS, help="merge (default) or aggregate")
-    p.add_argument("--fan-in", type=_integer("--fan-in"), help="inputs per pod (default 2)")
+    p.add_argument("--fan-in", type=_integer("--fan-in", 2), help="inputs per pod (default 2)")
     p.add_argument("--metrics-file", help="also write the metrics JSON line here")
     p.add_argument(
         "--storage-options", help="JSON object of fsspec/pyarrow storage options (endpoint, ...)"

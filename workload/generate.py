@@ -77,7 +77,7 @@ def generate(
     keys: int,
     seed: int = 0,
     skew: float = 0.0,
-    row_group_rows: int = 1_048_576,
+    row_group_rows: int = 262_144,
     progress=None,
 ) -> dict:
     """Write l1/0..files-1 and the manifest; return the manifest."""

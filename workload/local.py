@@ -61,7 +61,7 @@ def run(
 ) -> dict:
     store = open_store(settings.root, settings.storage_options)
     wanted = {"files": files, "rows": files * rows, "keys": keys, "seed": seed}
-    manifest = store.read_json(layout.MANIFEST) if store.exists(layout.MANIFEST) else None
+    manifest = store.read_json(layout.MANIFEST, missing=None)
     if regenerate or manifest is None or any(manifest.get(k) != v for k, v in wanted.items()):
         store.remove("l1")
         log(f"generating {files} files x {rows} rows under {store}")

@@ -17,7 +17,17 @@ T = TypeVar("T")
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process, in MiB.
+
+    Linux's VmHWM belongs to this process's own address space. ru_maxrss would not do: it
+    survives exec, so a pod started from a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

@@ -21,8 +21,9 @@ from .storage import Shard, Store, open_store
 
 def input_files(store: Store, level: int, fan_in: int) -> int:
     """Files at `level`: derived from the generator's manifest, else by listing l1."""
-    if store.exists(layout.MANIFEST):
-        files = store.read_json(layout.MANIFEST).get("files")
+    manifest = store.read_json(layout.MANIFEST, missing=None)
+    if manifest is not None:
+        files = manifest.get("files")
         if not isinstance(files, int) or files < 1:
             raise DataError(f"{store.describe(layout.MANIFEST)} has no valid 'files' count")
     else:

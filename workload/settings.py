@@ -24,9 +24,9 @@ class Settings:
     storage_options: dict[str, Any] = field(default_factory=dict)
     metrics_file: str | None = None
     # Rows per record batch while streaming: bounds memory per input.
-    batch_rows: int = 131_072
+    batch_rows: int = 65_536
     # Rows per Parquet row group in every file written.
-    row_group_rows: int = 1_048_576
+    row_group_rows: int = 262_144
     # Bytes fetched per ranged GET when reading from an object store (one coalesced window).
     read_window: int = 32 * 2**20
 

@@ -132,8 +132,18 @@ class Store:
     def read_bytes(self, rel: str) -> bytes:
         return self._call(self.describe(rel), lambda: self.fs.cat_file(self.path(rel)))
 
-    def read_json(self, rel: str) -> Any:
-        data = self.read_bytes(rel)
+    def read_json(self, rel: str, missing: Any = ...) -> Any:
+        """The parsed JSON at `rel`; `missing` when it does not exist, if given.
+
+        One GET rather than exists() + GET: on ossfs an exists() costs two or three requests."""
+        try:
+            data = self.fs.cat_file(self.path(rel))
+        except FileNotFoundError:
+            if missing is ...:
+                raise DataError(f"missing {self.describe(rel)}") from None
+            return missing
+        except Exception as exc:
+            raise classify_storage(exc, self.describe(rel)) from None
         try:
             return json.loads(data)
         except ValueError:
@@ -171,10 +181,23 @@ class Store:
                     os.fsync(f.fileno())  # a NAS must have the bytes before the name exists
                 os.replace(tmp, final)
             else:
-                self._call(self.describe(rel), lambda: self.fs.put_file(tmp, final))
+                self._call(self.describe(rel), lambda: self._upload(tmp, final))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+
+    def _upload(self, local: str, final: str) -> None:
+        """One whole object: a single PUT, or a multipart upload completed only at the end."""
+        extra: dict[str, Any] = {}
+        if self.protocol == "oss":
+            import oss2
+            from ossfs.base import SIMPLE_TRANSFER_THRESHOLD
+
+            if os.path.getsize(local) >= SIMPLE_TRANSFER_THRESHOLD:
+                # oss2 keeps resumable-upload checkpoints under $HOME by default, which a
+                # non-root pod may not be able to write.
+                extra["store"] = oss2.ResumableStore(root=tempfile.gettempdir())
+        self.fs.put_file(local, final, **extra)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.output(rel) as tmp, open(tmp, "wb") as f:
@@ -200,7 +223,8 @@ class Store:
             reader = WindowReader(fetch, size, window, what)
             source = pa.PythonFile(reader, mode="r")
         try:
-            return Shard(pq.ParquetFile(source, pre_buffer=False), what, reader)
+            size = reader.size() if reader else source.size()
+            return Shard(pq.ParquetFile(source, pre_buffer=False), what, reader, size)
         except (pa.ArrowInvalid, OSError) as exc:
             raise reader.error if reader and reader.error else _bad_parquet(what, exc) from None
 
@@ -209,13 +233,16 @@ class Store:
             handle = self._call(what, lambda: self.arrow_fs.open_input_file(full))
             return (lambda start, end: handle.read_at(end - start, start)), handle.size()
         size = self._call(what, lambda: self.fs.size(full))
+        if self.protocol == "oss":
+            # ossfs 2025.5 treats range ends as inclusive (fsspec/ossfs#166), and its cat_file
+            # omits OSS's "standard" range behaviour, so a range ending at the object's end
+            # returns the whole object. get_object sends that header; asking for one byte past
+            # `end` and slicing is right whether or not a release makes the end exclusive.
+            def fetch(start: int, end: int) -> bytes:
+                return self.fs.get_object(full, start, end)[: end - start]
 
-        def fetch(start: int, end: int) -> bytes:
-            # ossfs 2025.5 treats cat_file's end as inclusive (fsspec/ossfs#166) and returns one
-            # byte too many; slicing gives the right bytes whether or not a release fixes it.
-            return self.fs.cat_file(full, start=start, end=end)[: end - start]
-
-        return fetch, size
+            return fetch, size
+        return (lambda start, end: self.fs.cat_file(full, start=start, end=end)), size
 
 
 class WindowReader:
@@ -290,13 +317,10 @@ class WindowReader:
 class Shard:
     """One Parquet input: its schema, row count, and a batch stream that classifies failures."""
 
-    def __init__(self, file: pq.ParquetFile, what: str, reader: WindowReader | None):
-        self.file, self.what, self._reader = file, what, reader
+    def __init__(self, file: pq.ParquetFile, what: str, reader: WindowReader | None, size: int):
+        self.file, self.what, self._reader, self.size = file, what, reader, size
         self.schema = file.schema_arrow
         self.rows = file.metadata.num_rows
-        self.size = file.metadata.serialized_size + sum(
-            file.metadata.row_group(i).total_byte_size for i in range(file.num_row_groups)
-        )
 
     @property
     def requests(self) -> int:
