@@ -1,5 +1,5 @@
 """The seed's final pod: `python3 merge.py 0 <number>` in the image's WORKDIR."""
 
-from workload.cli import merge_main
+from workload.cli import exit_now, merge_main
 
-raise SystemExit(merge_main(prog="merge.py"))
+exit_now(merge_main(prog="merge.py"))

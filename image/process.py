@@ -1,5 +1,5 @@
 """The seed's level pod: `python3 process.py <file_number> <level>` in the image's WORKDIR."""
 
-from workload.cli import process_main
+from workload.cli import exit_now, process_main
 
-raise SystemExit(process_main(prog="process.py"))
+exit_now(process_main(prog="process.py"))

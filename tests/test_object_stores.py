@@ -48,9 +48,7 @@ def s3_env(s3_server, monkeypatch):
         "AWS_SECRET_ACCESS_KEY": "test-secret-s3",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
+    return _setenv(monkeypatch, env)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +65,10 @@ def oss_env(oss_server, monkeypatch):
         "OSS_ACCESS_KEY_ID": "oss-key-id",
         "OSS_ACCESS_KEY_SECRET": "oss-secret-value",
     }
+    return _setenv(monkeypatch, env)
+
+
+def _setenv(monkeypatch, env: dict) -> dict:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

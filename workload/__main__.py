@@ -1,3 +1,3 @@
-from .cli import main
+from .cli import exit_now, main
 
-raise SystemExit(main())
+exit_now(main())

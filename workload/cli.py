@@ -77,6 +77,22 @@ def _guard(fn: Callable[[], int | None]) -> int:
         return 70
 
 
+def exit_now(code: int) -> None:
+    """Flush and leave without interpreter teardown.
+
+    Arrow's native thread pools can abort the process while Python tears them down at exit
+    ("terminate called without an active exception", apache/arrow#34314), turning a pod that
+    finished its work into a failed one. All output is flushed and every file closed by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def entry() -> None:
+    """The `workload` console script."""
+    exit_now(main())
+
+
 # -- pods ------------------------------------------------------------------------------------
 def process_parser(prog: str = "python -m workload.process") -> argparse.ArgumentParser:
     p = _Parser(

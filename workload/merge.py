@@ -115,6 +115,6 @@ def _write_table(store: Store, rel: str, table: pa.Table, kind: str, settings: S
 
 
 if __name__ == "__main__":
-    from .cli import merge_main
+    from .cli import exit_now, merge_main
 
-    raise SystemExit(merge_main())
+    exit_now(merge_main())

@@ -91,6 +91,6 @@ def process(settings: Settings, file_number: int, level: int) -> dict:
 
 
 if __name__ == "__main__":
-    from .cli import process_main
+    from .cli import exit_now, process_main
 
-    raise SystemExit(process_main())
+    exit_now(process_main())
