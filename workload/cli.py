@@ -148,6 +148,7 @@ def merge_parser(prog: str = "python -m workload.merge") -> argparse.ArgumentPar
     p.add_argument("first", type=_integer("first"), help="first file index (the seed passes 0)")
     p.add_argument("count", type=_integer("count"), help="how many files to read")
     p.add_argument("--level", type=_integer("--level"), help="level to read (default: deepest)")
+    p.add_argument("--summary-file", help="also write result/summary.json's content here")
     _pod_options(p)
     return p
 
@@ -159,7 +160,8 @@ def merge_main(argv: Sequence[str] | None = None, prog: str = "python -m workloa
         args = merge_parser(prog).parse_args(argv)
         settings = _settings(args)
         log(settings.describe())
-        emit(merge(settings, args.first, args.count, args.level), settings.metrics_file)
+        record = merge(settings, args.first, args.count, args.level, args.summary_file)
+        emit(record, settings.metrics_file)
 
     return _guard(go)
 

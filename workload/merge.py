@@ -9,6 +9,7 @@ sorted runs. Memory is one input's batch plus the result itself.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -43,7 +44,13 @@ def public_totals(totals: dict) -> dict:
     return {**totals, "ts_min": iso(totals["ts_min"]), "ts_max": iso(totals["ts_max"])}
 
 
-def merge(settings: Settings, first: int, count: int, level: int | None = None) -> dict:
+def merge(
+    settings: Settings,
+    first: int,
+    count: int,
+    level: int | None = None,
+    summary_file: str | None = None,
+) -> dict:
     layout.check_positive("first", first, minimum=0)
     layout.check_positive("count", count, minimum=1)
     store = open_store(settings.root, settings.storage_options)
@@ -103,6 +110,9 @@ def merge(settings: Settings, first: int, count: int, level: int | None = None) 
     store.write_json(layout.SUMMARY, summary)
     record["write_s"] = round(record["write_s"] + time.perf_counter() - started, 4)
     record["summary"] = {k: summary[k] for k in ("rows", "distinct_keys", "value_sum", "checksum")}
+    if summary_file:  # a local copy, e.g. for an Argo output parameter
+        with open(summary_file, "w") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
     return record
 
 

@@ -1,0 +1,1 @@
+"""Argo Workflows definitions of the workload tree, built with Hera."""

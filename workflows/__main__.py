@@ -1,0 +1,147 @@
+"""python -m workflows render | validate | submit
+
+render    write the golden manifests (workflows/<form>.yaml), or one form to stdout
+validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them
+submit    create a form on an Argo server through Hera (token from $ARGO_TOKEN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = {form: HERE / f"{form}.yaml" for form in ("steps", "dag", "workflow", "standalone")}
+
+
+def _options(args: argparse.Namespace):
+    from .build import Options
+
+    given = {f.name: getattr(args, f.name) for f in fields(Options) if getattr(args, f.name, None)}
+    return Options(**given)
+
+
+def render(args: argparse.Namespace) -> int:
+    from .build import FORMS
+
+    options = _options(args)
+    if args.form:
+        sys.stdout.write(FORMS[args.form](options).to_yaml())
+        return 0
+    for form, path in GOLDEN.items():
+        path.write_text(FORMS[form](options).to_yaml())
+        print(f"wrote {path.relative_to(HERE.parent)}")
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    from .validate import validate_file
+
+    bad = 0
+    for path in args.files or GOLDEN.values():
+        problems = validate_file(path)
+        for line in problems:
+            print(f"{path}: {line}", file=sys.stderr)
+        bad += bool(problems)
+        print(f"{path}: {'ok' if not problems else f'{len(problems)} problems'}")
+    return 1 if bad else 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    from hera.workflows import Parameter, WorkflowsService
+
+    from .build import FORMS, dag_template, steps_template, workflow_from_template
+
+    token = os.environ.get("ARGO_TOKEN")
+    service = WorkflowsService(
+        host=args.host,
+        token=token.removeprefix("Bearer ") if token else None,
+        namespace=args.namespace,
+        verify_ssl=not args.insecure,
+    )
+    options = _options(args)
+    params = dict(_pair(p) for p in args.parameter)
+    if args.template:
+        template = (steps_template if args.form == "steps" else dag_template)(options)
+        template.workflows_service = service
+        template.namespace = args.namespace
+        template.create()
+        workflow = workflow_from_template(template, params)
+    else:
+        workflow = FORMS["standalone"](options) if args.form == "steps" else None
+        if workflow is None:  # the dag form as a Workflow of its own
+            template = dag_template(options)
+            workflow = FORMS["standalone"](options)
+            workflow.templates = template.templates
+            workflow.arguments = template.arguments
+        for p in workflow.arguments or []:
+            if isinstance(p, Parameter) and p.name in params:
+                p.value = params.pop(p.name)
+        if params:
+            raise SystemExit(f"error: unknown parameters: {', '.join(sorted(params))}")
+    workflow.workflows_service = service
+    workflow.namespace = args.namespace
+    created = workflow.create()
+    print(f"submitted {created.metadata.name} in namespace {created.metadata.namespace}")
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"error: -p expects name=value, got {text!r}")
+    return name, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflows", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def shape(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--files", type=int, help="input files (default 128)")
+        p.add_argument("--fan-in", dest="fan_in", type=int, help="inputs per pod (default 2)")
+        p.add_argument(
+            "--final-fan-in",
+            dest="final_fan_in",
+            type=int,
+            help="files the final pod reads at most (default 32)",
+        )
+        p.add_argument("--image", help="container image")
+        p.add_argument("--root", help="root path or URL in the pods (default /mnt/vol)")
+        p.add_argument("--op", choices=["merge", "aggregate"])
+        p.add_argument("--claim", help="PVC mounted at /mnt/vol (default pvc-oss)")
+        p.add_argument("--oss-endpoint", dest="oss_endpoint")
+        p.add_argument("--service-account", dest="service_account")
+        p.add_argument("--eci", action="store_true", help="Alibaba ECI sizing annotations")
+        p.add_argument("--spot", action="store_true", help="ECI spot instances")
+
+    r = sub.add_parser("render", help="write the golden manifests, or print one form")
+    shape(r)
+    r.add_argument(
+        "--form",
+        choices=["steps", "dag", "workflow", "standalone"],
+        help="print this form to stdout instead of writing the golden files",
+    )
+    v = sub.add_parser("validate", help="validate manifests offline")
+    v.add_argument("files", nargs="*", type=Path, help="default: the golden manifests")
+    s = sub.add_parser("submit", help="submit to an Argo server with Hera")
+    shape(s)
+    s.add_argument("--form", choices=["steps", "dag"], default="steps")
+    s.add_argument("--host", required=True, help="Argo server URL, e.g. https://argo:2746")
+    s.add_argument("--namespace", default="argo")
+    s.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    s.add_argument(
+        "--template",
+        action="store_true",
+        help="create the WorkflowTemplate, then a Workflow that references it",
+    )
+    s.add_argument("--insecure", action="store_true", help="do not verify the server's TLS")
+    args = parser.parse_args(argv)
+    return {"render": render, "validate": validate, "submit": submit}[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

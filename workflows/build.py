@@ -1,0 +1,336 @@
+"""Hera builders for the tree: the seed's steps form, a dependency-exact DAG form, and the
+Workflows that run them.
+
+Both forms run the same two container templates with the seed's argv (`python3 process.py
+<file_number> <level>`, `python3 merge.py 0 <number>`) in the image's working directory.
+
+The steps form keeps the seed's `numbers` parameter (pods at level 1). Level L runs
+ceil(numbers / fan_in ** (L - 1)) pods. Argo's expressions divide in floating point
+(`asInt(n)/2` gives "32.5" for n = 65, which withSequence rejects), so counts use an integer
+ceiling: `int((n + d - 1) / d)`. The number of levels is fixed when the manifest is rendered
+(from --files, --fan-in and --final-fan-in); `-p numbers=...` changes the width, not the depth.
+
+The DAG form is expanded when rendered: one task per pod, each depending only on the pods that
+write its inputs, so one slow pod never holds back the whole next level.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from hera.workflows import (
+    DAG,
+    Container,
+    Env,
+    Parameter,
+    RetryStrategy,
+    SecretEnv,
+    Steps,
+    Workflow,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from workload import layout
+from workload.errors import EXIT_TRANSIENT
+
+MOUNT = "/mnt/vol"
+WORKDIR = "/app"
+METRICS = "/tmp/metrics.json"
+SUMMARY = "/tmp/summary.json"
+TEMPLATE_NAME = "process-data"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a rendered manifest bakes in; everything else is a workflow parameter."""
+
+    files: int = 128
+    fan_in: int = 2
+    final_fan_in: int = layout.DEFAULT_FINAL_FAN_IN
+    image: str = "registry.example.com/workload:0.1.0"
+    root: str = MOUNT
+    op: str = "merge"
+    claim: str | None = "pvc-oss"  # the PVC mounted at /mnt/vol (OSS or NAS); None for none
+    secret: str = "oss-credentials"  # Secret with OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET
+    oss_endpoint: str = ""
+    service_account: str = "default"
+    parallelism: int = 64
+    retries: int = 3
+    pod_deadline_seconds: int = 3600
+    workflow_deadline_seconds: int = 6 * 3600
+    priority: int = 0
+    eci: bool = False  # Alibaba ECI: size pods by annotation
+    spot: bool = False  # ECI spot instances (retries cover reclaimed pods)
+    level_cpu: str = "1"
+    level_memory: str = "1Gi"
+    final_cpu: str = "1"
+    final_memory: str = "2Gi"
+    ttl_seconds: int = 24 * 3600
+    labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "workload"})
+
+    @property
+    def plan(self) -> layout.Plan:
+        return layout.plan(self.files, self.fan_in, final_fan_in=self.final_fan_in)
+
+
+def _p(name: str) -> str:
+    return "{{workflow.parameters." + name + "}}"
+
+
+def _in(name: str) -> str:
+    return "{{inputs.parameters." + name + "}}"
+
+
+def parameters(o: Options, numbers: bool = True) -> list[Parameter]:
+    """The workflow's parameters, with defaults from the options."""
+    plan = o.plan
+    params = [Parameter(name="numbers", value=str(plan.pods(1)))] if numbers else []
+    params += [
+        Parameter(name="root", value=o.root),
+        Parameter(name="image", value=o.image),
+        Parameter(name="op", value=o.op, enum=["merge", "aggregate"]),
+        Parameter(name="fan_in", value=str(o.fan_in)),
+        Parameter(name="oss_endpoint", value=o.oss_endpoint),
+        Parameter(name="retries", value=str(o.retries)),
+        Parameter(name="pod_deadline_seconds", value=str(o.pod_deadline_seconds)),
+    ]
+    for level in range(1, plan.levels + 1):
+        params += [
+            Parameter(name=f"l{level}_cpu", value=o.level_cpu),
+            Parameter(name=f"l{level}_memory", value=o.level_memory),
+        ]
+    params += [
+        Parameter(name="final_cpu", value=o.final_cpu),
+        Parameter(name="final_memory", value=o.final_memory),
+    ]
+    return params
+
+
+def _env(o: Options) -> list:
+    # Credentials only by reference: the Secret's values never appear in a manifest. Optional,
+    # so a PVC-only setup needs no Secret at all.
+    return [
+        Env(name="OSS_ENDPOINT", value=_p("oss_endpoint")),
+        SecretEnv(
+            name="OSS_ACCESS_KEY_ID",
+            secret_name=o.secret,
+            secret_key="OSS_ACCESS_KEY_ID",
+            optional=True,
+        ),
+        SecretEnv(
+            name="OSS_ACCESS_KEY_SECRET",
+            secret_name=o.secret,
+            secret_key="OSS_ACCESS_KEY_SECRET",
+            optional=True,
+        ),
+    ]
+
+
+def _retry() -> RetryStrategy:
+    # Retry what a retry can fix: the pod's own verdict "transient storage failure" (exit 75),
+    # or an infrastructure error such as a reclaimed spot instance or an evicted pod. Bad input
+    # (65), bad arguments (64) or an out-of-memory kill would only fail again.
+    return RetryStrategy(
+        limit=_p("retries"),
+        retry_policy="Always",
+        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {EXIT_TRANSIENT}',
+        backoff=m.Backoff(duration="10s", factor=2, max_duration="10m"),
+    )
+
+
+def _container(o: Options, name: str, inputs: list[str], args: list[str], outputs=None):
+    resources = {"cpu": _in("cpu"), "memory": _in("memory")}
+    annotations = {}
+    if o.eci:
+        annotations["k8s.aliyun.com/eci-use-specs"] = f"{_in('cpu')}-{_in('memory')}"
+    if o.spot:
+        annotations["k8s.aliyun.com/eci-spot-strategy"] = "SpotAsPriceGo"
+    return Container(
+        name=name,
+        inputs=[Parameter(name=n) for n in [*inputs, "cpu", "memory"]],
+        outputs=outputs,
+        image=_p("image"),
+        command=["python3"],
+        args=args,
+        working_dir=WORKDIR,
+        env=_env(o),
+        # Resources come from parameters, per level. A quantity field must match Kubernetes'
+        # quantity pattern, which "{{...}}" does not, so they go through podSpecPatch, the
+        # string field Argo substitutes before creating the pod.
+        pod_spec_patch=json.dumps(
+            {
+                "containers": [
+                    {"name": "main", "resources": {"requests": resources, "limits": resources}}
+                ]
+            },
+            separators=(",", ":"),
+        ),
+        security_context=m.SecurityContext(
+            run_as_non_root=True,
+            allow_privilege_escalation=False,
+            capabilities=m.Capabilities(drop=["ALL"]),
+        ),
+        volume_mounts=[m.VolumeMount(name="workdir", mount_path=MOUNT)] if o.claim else None,
+        retry_strategy=_retry(),
+        active_deadline_seconds=_p("pod_deadline_seconds"),
+        annotations=annotations or None,
+    )
+
+
+def _pod_options() -> list[str]:
+    return ["--root", _p("root"), "--op", _p("op"), "--fan-in", _p("fan_in")]
+
+
+def templates(o: Options) -> tuple[Container, Container]:
+    process = _container(
+        o,
+        "process-data",
+        ["file_number", "level"],
+        [
+            "process.py",
+            _in("file_number"),
+            _in("level"),
+            *_pod_options(),
+            "--metrics-file",
+            METRICS,
+        ],
+        outputs=[Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS))],
+    )
+    merge = _container(
+        o,
+        "merge-data",
+        ["number", "level"],
+        [
+            "merge.py",
+            "0",
+            _in("number"),
+            "--level",
+            _in("level"),
+            *_pod_options(),
+            "--metrics-file",
+            METRICS,
+            "--summary-file",
+            SUMMARY,
+        ],
+        outputs=[Parameter(name="summary", value_from=m.ValueFrom(path=SUMMARY))],
+    )
+    return process, merge
+
+
+def pods_expression(level: int) -> str:
+    """Pods at `level` from the `numbers` parameter (pods at level 1), as an Argo expression."""
+    if level == 1:
+        return _p("numbers")
+    n = "asInt(workflow.parameters.numbers)"
+    d = "asInt(workflow.parameters.fan_in)"
+    if level > 2:
+        d = f"{d} ** {level - 1}"
+    return "{{=int((" + f"{n} + {d} - 1) / ({d})" + ")}}"
+
+
+def _resources(level: int | str) -> dict[str, str]:
+    prefix = f"l{level}" if isinstance(level, int) else level
+    return {"cpu": _p(f"{prefix}_cpu"), "memory": _p(f"{prefix}_memory")}
+
+
+def _spec(o: Options) -> dict:
+    volumes = (
+        [
+            m.Volume(
+                name="workdir",
+                persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(claim_name=o.claim),
+            )
+        ]
+        if o.claim
+        else None
+    )
+    return {
+        "entrypoint": "main",
+        "volumes": volumes,
+        "parallelism": o.parallelism,
+        "active_deadline_seconds": o.workflow_deadline_seconds,
+        "pod_gc": m.PodGC(strategy="OnPodCompletion"),
+        "ttl_strategy": m.TTLStrategy(seconds_after_completion=o.ttl_seconds),
+        "priority": o.priority,
+        "service_account_name": o.service_account,
+        "labels": o.labels,
+    }
+
+
+def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> WorkflowTemplate:
+    """The seed's shape: level after level of `withSequence` steps, then the final pod."""
+    plan = o.plan
+    with WorkflowTemplate(name=name, arguments=parameters(o), **_spec(o)) as wt:
+        process, merge = templates(o)
+        with Steps(name="main"):
+            for level in range(1, plan.levels + 1):
+                process(
+                    name=f"process-data-l{level}",
+                    arguments={"file_number": "{{item}}", "level": str(level), **_resources(level)},
+                    with_sequence=m.Sequence(count=pods_expression(level)),
+                )
+            final = pods_expression(plan.levels) if plan.levels else _p("numbers")
+            merge(
+                name="merge-data",
+                arguments={"number": final, "level": str(plan.final_level), **_resources("final")},
+            )
+    return wt
+
+
+def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> WorkflowTemplate:
+    """One task per pod; level L+1 pod i waits only for the level-L pods writing its inputs."""
+    plan = o.plan
+    with WorkflowTemplate(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
+        process, merge = templates(o)
+        with DAG(name="main"):
+            previous: list[str] = []
+            for level in range(1, plan.levels + 1):
+                current = []
+                for i in range(plan.pods(level)):
+                    task = f"l{level}-{i}"
+                    producers = previous[i * o.fan_in : (i + 1) * o.fan_in]
+                    process(
+                        name=task,
+                        arguments={"file_number": str(i), "level": str(level), **_resources(level)},
+                        dependencies=producers or None,
+                    )
+                    current.append(task)
+                previous = current
+            merge(
+                name="merge-data",
+                arguments={
+                    "number": str(plan.final_count),
+                    "level": str(plan.final_level),
+                    **_resources("final"),
+                },
+                dependencies=previous or None,
+            )
+    return wt
+
+
+def workflow_from_template(template: WorkflowTemplate, parameters: dict[str, str] | None = None):
+    """A Workflow that runs a WorkflowTemplate by reference (`argo submit` or Hera)."""
+    args = [Parameter(name=k, value=v) for k, v in (parameters or {}).items()]
+    return Workflow(
+        generate_name=f"{template.name}-",
+        workflow_template_ref=m.WorkflowTemplateRef(name=template.name),
+        arguments=args or None,
+    )
+
+
+def standalone_workflow(o: Options = Options()) -> Workflow:
+    """The steps form as one self-contained Workflow, like the seed's YAML."""
+    wt = steps_template(o)
+    w = Workflow(generate_name=f"{TEMPLATE_NAME}-", arguments=parameters(o), **_spec(o))
+    w.templates = wt.templates
+    return w
+
+
+FORMS = {
+    "steps": lambda o: steps_template(o),
+    "dag": lambda o: dag_template(o),
+    "workflow": lambda o: workflow_from_template(steps_template(o)),
+    "standalone": lambda o: standalone_workflow(o),
+}
