@@ -1,0 +1,163 @@
+"""The manifests: golden files without drift, Argo's own schema and rules, and submission."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+import yaml
+
+from workflows import __main__ as cli
+from workflows.build import FORMS, Options, pods_expression
+from workflows.validate import validate
+
+SHAPES = [
+    Options(),
+    Options(files=9, fan_in=2, final_fan_in=2),
+    Options(files=23, fan_in=3, final_fan_in=1, op="aggregate", eci=True, spot=True),
+    Options(files=5, claim=None, root="oss://bucket/run", oss_endpoint="oss-cn-hangzhou.example"),
+]
+
+
+@pytest.mark.parametrize("form", list(cli.GOLDEN))
+def test_golden_manifest_has_not_drifted(form):
+    """Regenerate with `python -m workflows render`; compared as parsed documents."""
+    committed = yaml.safe_load(cli.GOLDEN[form].read_text())
+    assert committed == FORMS[form](Options()).to_dict()
+
+
+@pytest.mark.parametrize("options", SHAPES, ids=lambda o: f"{o.files}-{o.fan_in}-{o.op}")
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_form_passes_the_strict_validator(form, options):
+    assert validate(FORMS[form](options).to_dict()) == []
+
+
+def test_credentials_only_by_secret_reference():
+    for form in ("steps", "dag", "standalone"):
+        doc = FORMS[form](Options()).to_dict()
+        containers = [t["container"] for t in doc["spec"]["templates"] if "container" in t]
+        assert containers
+        for container in containers:
+            env = {e["name"]: e for e in container["env"]}
+            for name in ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"):
+                assert "value" not in env[name]
+                assert env[name]["valueFrom"]["secretKeyRef"]["key"] == name
+
+
+def test_steps_counts_use_an_integer_ceiling():
+    # pods at level L = ceil(numbers / fan_in ** (L - 1)); never Argo's float "x.5"
+    assert pods_expression(2) == (
+        "{{=int((asInt(workflow.parameters.numbers) + asInt(workflow.parameters.fan_in) - 1)"
+        " / (asInt(workflow.parameters.fan_in)))}}"
+    )
+    assert "** 2" in pods_expression(3)
+
+
+def test_dag_tasks_depend_only_on_their_producers():
+    doc = FORMS["dag"](Options(files=9, fan_in=2, final_fan_in=2)).to_dict()
+    (main,) = [t for t in doc["spec"]["templates"] if t["name"] == "main"]
+    deps = {t["name"]: t.get("dependencies") for t in main["dag"]["tasks"]}
+    # 9 -> 5 -> 3 -> 2: level-2 pod 2 reads l2/4 only, written by l1-4
+    assert deps["l1-0"] is None
+    assert deps["l2-2"] == ["l1-4"]
+    assert deps["l3-0"] == ["l2-0", "l2-1"]
+    assert deps["merge-data"] == ["l3-0", "l3-1"]
+
+
+def test_retry_only_transient_failures():
+    doc = FORMS["steps"](Options()).to_dict()
+    for template in doc["spec"]["templates"]:
+        if "container" in template:
+            retry = template["retryStrategy"]
+            assert "asInt(lastRetry.exitCode) == 75" in retry["expression"]
+            assert retry["backoff"]["duration"] == "10s"
+
+
+class _FakeArgo(BaseHTTPRequestHandler):
+    requests: ClassVar[list] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.path, self.headers.get("Authorization"), body))
+        kind = "workflow" if "workflow" in body else "template"
+        obj = body.get("workflow") or body.get("template")
+        name = obj["metadata"].get("name") or obj["metadata"]["generateName"] + "x7k2p"
+        namespace = self.path.rstrip("/").split("/")[-1]
+        reply = {**obj, "metadata": {**obj["metadata"], "name": name, "namespace": namespace}}
+        data = json.dumps(reply).encode()
+        self.send_response(200 if kind else 500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def fake_argo():
+    _FakeArgo.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeArgo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _FakeArgo.requests
+    server.shutdown()
+
+
+def test_submit_standalone_with_parameters(fake_argo, monkeypatch, capsys):
+    host, seen = fake_argo
+    monkeypatch.setenv("ARGO_TOKEN", "Bearer t0ken-value")
+    code = cli.main(
+        [
+            "submit",
+            "--host",
+            host,
+            "--namespace",
+            "batch",
+            "-p",
+            "numbers=32",
+            "-p",
+            "op=aggregate",
+            "--image",
+            "my.registry/workload:1",
+        ]
+    )
+    assert code == 0
+    ((path, auth, body),) = seen
+    assert path == "/api/v1/workflows/batch"
+    assert auth == "Bearer t0ken-value"
+    wf = body["workflow"]
+    assert wf["metadata"]["generateName"] == "process-data-"
+    params = {p["name"]: p.get("value") for p in wf["spec"]["arguments"]["parameters"]}
+    assert params["numbers"] == "32" and params["op"] == "aggregate"
+    assert params["image"] == "my.registry/workload:1"
+    assert validate(wf | {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"}) == []
+    assert "submitted process-data-x7k2p in namespace batch" in capsys.readouterr().out
+
+
+def test_submit_template_then_workflow_by_reference(fake_argo, monkeypatch):
+    host, seen = fake_argo
+    monkeypatch.setenv("ARGO_TOKEN", "t0ken-value")
+    assert (
+        cli.main(["submit", "--host", host, "--form", "dag", "--template", "-p", "fan_in=2"]) == 0
+    )
+    (tpath, _, tbody), (wpath, auth, wbody) = seen
+    assert tpath == "/api/v1/workflow-templates/argo"
+    assert tbody["template"]["metadata"]["name"] == "process-data-dag"
+    assert wpath == "/api/v1/workflows/argo"
+    assert auth == "Bearer t0ken-value"
+    assert wbody["workflow"]["spec"]["workflowTemplateRef"] == {"name": "process-data-dag"}
+    assert wbody["workflow"]["spec"]["arguments"]["parameters"] == [
+        {"name": "fan_in", "value": "2"}
+    ]
+
+
+def test_submit_rejects_unknown_parameters(fake_argo):
+    host, seen = fake_argo
+    with pytest.raises(SystemExit, match="unknown parameters: nope"):
+        cli.main(["submit", "--host", host, "-p", "nope=1"])
+    assert seen == []
