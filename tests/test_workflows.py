@@ -67,6 +67,11 @@ def test_dag_tasks_depend_only_on_their_producers():
     assert deps["merge-data"] == ["l3-0", "l3-1"]
 
 
+def test_dag_form_refuses_more_tasks_than_argo_allows():
+    with pytest.raises(ValueError, match="would need 225 tasks; Argo allows 200"):
+        FORMS["dag"](Options(files=256))
+
+
 def test_retry_only_transient_failures():
     doc = FORMS["steps"](Options()).to_dict()
     for template in doc["spec"]["templates"]:

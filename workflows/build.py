@@ -40,6 +40,7 @@ WORKDIR = "/app"
 METRICS = "/tmp/metrics.json"
 SUMMARY = "/tmp/summary.json"
 TEMPLATE_NAME = "process-data"
+MAX_DAG_TASKS = 200  # the CRD's maxItems for dag.tasks
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,12 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
 def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> WorkflowTemplate:
     """One task per pod; level L+1 pod i waits only for the level-L pods writing its inputs."""
     plan = o.plan
+    tasks = sum(plan.pods(level) for level in range(1, plan.levels + 1)) + 1
+    if tasks > MAX_DAG_TASKS:
+        raise ValueError(
+            f"the dag form would need {tasks} tasks; Argo allows {MAX_DAG_TASKS} per DAG. "
+            "Use the steps form, a larger --fan-in, or fewer files per run."
+        )
     with WorkflowTemplate(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
         process, merge = templates(o)
         with DAG(name="main"):
