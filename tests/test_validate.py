@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from workflows.validate import schema_for, shared_dir, validate, validate_file
 
-from workflows.validate import schema_for, shared_dir, validate, validate_file  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ARGO_EXAMPLES = [
     "dag-diamond",
