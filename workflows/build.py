@@ -7,8 +7,9 @@ Both forms run the same two container templates with the seed's argv (`python3 p
 The steps form keeps the seed's `numbers` parameter (pods at level 1). Level L runs
 ceil(numbers / fan_in ** (L - 1)) pods. Argo's expressions divide in floating point
 (`asInt(n)/2` gives "32.5" for n = 65, which withSequence rejects), so counts use an integer
-ceiling: `int((n + d - 1) / d)`. The number of levels is fixed when the manifest is rendered
-(from --files, --fan-in and --final-fan-in); `-p numbers=...` changes the width, not the depth.
+ceiling: `int((n + d - 1) / d)`. The fan-in and the number of levels are fixed when the manifest
+is rendered (--files, --fan-in, --final-fan-in): they decide the shape of the tree, and the DAG
+form's dependencies, so they are not parameters. `-p numbers=...` changes the width.
 
 The DAG form is expanded when rendered: one task per pod, each depending only on the pods that
 write its inputs, so one slow pod never holds back the whole next level.
@@ -92,7 +93,6 @@ def parameters(o: Options, numbers: bool = True) -> list[Parameter]:
         Parameter(name="root", value=o.root),
         Parameter(name="image", value=o.image),
         Parameter(name="op", value=o.op, enum=["merge", "aggregate"]),
-        Parameter(name="fan_in", value=str(o.fan_in)),
         Parameter(name="oss_endpoint", value=o.oss_endpoint),
         Parameter(name="retries", value=str(o.retries)),
         Parameter(name="pod_deadline_seconds", value=str(o.pod_deadline_seconds)),
@@ -180,8 +180,8 @@ def _container(o: Options, name: str, inputs: list[str], args: list[str], output
     )
 
 
-def _pod_options() -> list[str]:
-    return ["--root", _p("root"), "--op", _p("op"), "--fan-in", _p("fan_in")]
+def _pod_options(o: Options) -> list[str]:
+    return ["--root", _p("root"), "--op", _p("op"), "--fan-in", str(o.fan_in)]
 
 
 def templates(o: Options) -> tuple[Container, Container]:
@@ -193,7 +193,7 @@ def templates(o: Options) -> tuple[Container, Container]:
             "process.py",
             _in("file_number"),
             _in("level"),
-            *_pod_options(),
+            *_pod_options(o),
             "--metrics-file",
             METRICS,
         ],
@@ -209,7 +209,7 @@ def templates(o: Options) -> tuple[Container, Container]:
             _in("number"),
             "--level",
             _in("level"),
-            *_pod_options(),
+            *_pod_options(o),
             "--metrics-file",
             METRICS,
             "--summary-file",
@@ -220,15 +220,12 @@ def templates(o: Options) -> tuple[Container, Container]:
     return process, merge
 
 
-def pods_expression(level: int) -> str:
+def pods_expression(level: int, fan_in: int) -> str:
     """Pods at `level` from the `numbers` parameter (pods at level 1), as an Argo expression."""
     if level == 1:
         return _p("numbers")
-    n = "asInt(workflow.parameters.numbers)"
-    d = "asInt(workflow.parameters.fan_in)"
-    if level > 2:
-        d = f"{d} ** {level - 1}"
-    return "{{=int((" + f"{n} + {d} - 1) / ({d})" + ")}}"
+    d = fan_in ** (level - 1)
+    return "{{=int((asInt(workflow.parameters.numbers) + " + f"{d - 1}) / {d})" + "}}"
 
 
 def _resources(level: int | str) -> dict[str, str]:
@@ -270,9 +267,10 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
                 process(
                     name=f"process-data-l{level}",
                     arguments={"file_number": "{{item}}", "level": str(level), **_resources(level)},
-                    with_sequence=m.Sequence(count=pods_expression(level)),
+                    with_sequence=m.Sequence(count=pods_expression(level, o.fan_in)),
                 )
-            final = pods_expression(plan.levels) if plan.levels else _p("numbers")
+            # Without process levels the final pod reads the input files themselves.
+            final = pods_expression(plan.levels, o.fan_in) if plan.levels else str(o.files)
             merge(
                 name="merge-data",
                 arguments={"number": final, "level": str(plan.final_level), **_resources("final")},

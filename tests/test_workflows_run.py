@@ -1,0 +1,373 @@
+"""The manifests do what they say: their pods, expanded the way Argo expands them and run with
+their exact argv, give `workload run`'s result bit for bit; and so does the seed's own YAML."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from argo_expander import PodFailed, SecretRef, expand, resolve_env, run, substitute
+from conftest import ORIGINAL_ENV, REPO, run_tree
+from moto.server import ThreadedMotoServer
+
+from workflows.build import FORMS, TEMPLATE_NAME, Options
+from workload import errors, layout, local
+from workload.generate import generate
+from workload.settings import Settings
+from workload.storage import open_store
+from workload.verify import verify
+
+ROWS, KEYS, SEED = 300, 2000, 7  # small files: these tests are about the manifests
+IMAGE = Options().image
+SHARED = Path(ORIGINAL_ENV.get("WORKLOAD_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SEED_CASE = SHARED / "seeds" / "004_db27938a767342f3.txt"
+BUCKET = "workflows-run"
+
+
+# -- fixtures and helpers ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    """The image's WORKDIR (/app): what the Dockerfile copies there."""
+    app = tmp_path_factory.mktemp("app")
+    for script in ("process.py", "merge.py"):
+        shutil.copy(REPO / "image" / script, app / script)
+    return app
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The result files' bytes for the same input, once per file count: from `workload run` for
+    the seed's 128 files, else from the same pods' functions in this process (run_tree, faster).
+    The result is the same for every tree shape and op, so one run serves every shape."""
+    done: dict[int, tuple[bytes, bytes]] = {}
+
+    def result(files: int) -> tuple[bytes, bytes]:
+        if files not in done:
+            root = str(tmp_path_factory.mktemp(f"reference-{files}"))
+            if files == 128:
+                assert local.run(Settings.load(root=root), files, ROWS, KEYS, SEED)["verified"]
+            else:
+                _inputs(root, files)
+                run_tree(root)
+                assert verify(open_store(root)) == []
+            done[files] = _result(root)
+        return done[files]
+
+    return result
+
+
+def _inputs(root: str, files: int) -> None:
+    generate(open_store(root), files, ROWS, KEYS, SEED)
+
+
+def _result(root: str) -> tuple[bytes, bytes]:
+    store = open_store(root)
+    return store.read_bytes(layout.BY_KEY), store.read_bytes(layout.BY_CATEGORY)
+
+
+def _check(root: str, files: int, reference) -> None:
+    assert verify(open_store(root)) == []
+    assert _result(root) == reference(files)
+
+
+def _golden(form: str) -> dict:
+    return yaml.safe_load((REPO / "workflows" / f"{form}.yaml").read_text())
+
+
+def _expand(form: str, options: Options | None = None, **parameters: str):
+    """A form's pods: the golden manifests, or rendered from `options`."""
+
+    def manifest(f: str) -> dict:
+        return _golden(f) if options is None else FORMS[f](options).to_dict()
+
+    if form == "steps":  # as `argo submit workflow.yaml` runs it: through the template ref
+        return expand(manifest("workflow"), parameters, {TEMPLATE_NAME: manifest("steps")})
+    return expand(manifest(form), parameters)
+
+
+def _argvs(waves) -> list[list[list[str]]]:
+    return [[pod.argv for pod in wave] for wave in waves]
+
+
+def _seed() -> dict:
+    """The seed's Argo YAML as published, with only the image replaced by ours."""
+    assert SEED_CASE.exists(), f"{SEED_CASE} not found: set WORKLOAD_SHARED to the shared folder"
+    text = SEED_CASE.read_text()
+    start = text.index("apiVersion: argoproj.io/v1alpha1")
+    manifest = yaml.safe_load(text[start : text.index("Submit the workflow:", start)])
+    for template in manifest["spec"]["templates"]:
+        if "container" in template:
+            template["container"]["image"] = IMAGE
+    return manifest
+
+
+# -- what the manifests expand to --------------------------------------------------------------
+def test_steps_expand_to_the_seed_tree():
+    waves = _expand("steps")
+    assert [len(w) for w in waves] == [64, 32, 1]
+    options = ["--root", "/mnt/vol", "--op", "merge", "--fan-in", "2"]
+    metrics = ["--metrics-file", "/tmp/metrics.json"]
+    assert _argvs(waves)[:2] == [
+        [["python3", "process.py", str(i), str(level), *options, *metrics] for i in range(n)]
+        for level, n in ((1, 64), (2, 32))
+    ]
+    summary = ["--summary-file", "/tmp/summary.json"]
+    final = ["python3", "merge.py", "0", "32", "--level", "3", *options, *metrics, *summary]
+    assert _argvs(waves)[2] == [final]
+    pod = waves[0][0]
+    assert (pod.image, pod.working_dir, pod.mounts) == (IMAGE, "/app", {"/mnt/vol": "workdir"})
+    assert pod.env["OSS_ENDPOINT"] == ""
+    assert pod.env["OSS_ACCESS_KEY_ID"] == SecretRef("oss-credentials", "OSS_ACCESS_KEY_ID", True)
+    resources = lambda p: json.loads(p.pod_spec_patch)["containers"][0]["resources"]  # noqa: E731
+    assert resources(pod)["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert resources(waves[2][0])["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert (pod.outputs, waves[2][0].outputs) == (
+        {"metrics": "/tmp/metrics.json"},
+        {"summary": "/tmp/summary.json"},
+    )
+    assert _expand("standalone") == waves  # the self-contained Workflow runs the very same pods
+
+
+def test_dag_tasks_wait_only_for_their_producers():
+    main = next(t for t in _golden("dag")["spec"]["templates"] if t["name"] == "main")
+    tasks = {t["name"]: t.get("dependencies") for t in main["dag"]["tasks"]}
+    assert tasks["l2-5"] == ["l1-10", "l1-11"]
+    assert all(tasks[f"l1-{i}"] is None for i in range(64))
+    assert all(tasks[f"l2-{i}"] == [f"l1-{2 * i}", f"l1-{2 * i + 1}"] for i in range(32))
+    assert tasks["merge-data"] == [f"l2-{i}" for i in range(32)]
+    assert len(tasks) == 64 + 32 + 1
+    # Layered by dependencies, the DAG runs exactly the steps form's pods, level by level.
+    assert _argvs(_expand("dag")) == _argvs(_expand("steps"))
+
+
+# -- running them ------------------------------------------------------------------------------
+@pytest.mark.parametrize("form", ["steps", "dag"])
+def test_128_files_give_workload_runs_result(form, tmp_path, image, reference):
+    root = str(tmp_path / "vol")
+    _inputs(root, 128)
+    waves = _expand(form, root=root)
+    results = run(waves, image, in_process=True)
+    _check(root, 128, reference)
+    # The output parameters Argo collects from each pod's /tmp: its metrics and the summary.
+    level1 = [json.loads(r.outputs["metrics"]) for r in results[0]]
+    assert sum(m["rows_out"] for m in level1) == 128 * ROWS
+    summary = json.loads(results[-1][0].outputs["summary"])
+    assert (summary["rows"], summary["files"]) == (128 * ROWS, 128)
+
+
+@pytest.mark.parametrize("op", ["merge", "aggregate"])
+@pytest.mark.parametrize("form", ["steps", "dag"])
+@pytest.mark.parametrize("files,fan_in,final_fan_in", [(9, 2, 2), (23, 3, 2)])
+def test_odd_shapes(files, fan_in, final_fan_in, form, op, tmp_path, image, reference):
+    options = Options(files=files, fan_in=fan_in, final_fan_in=final_fan_in)
+    plan = options.plan  # 9 -> 5 -> 3 -> 2 -> result; 23 -> 8 -> 3 -> 1 -> result
+    root = str(tmp_path / "vol")
+    _inputs(root, files)
+    waves = _expand(form, options, root=root, op=op)
+    pods = [plan.pods(level) for level in range(1, plan.levels + 1)]
+    assert [len(w) for w in waves] == [*pods, 1]
+    assert waves[-1][0].argv[2:6] == ["0", str(plan.final_count), "--level", str(plan.final_level)]
+    run(waves, image, in_process=True)
+    _check(root, files, reference)
+
+
+def test_s3_through_the_image_scripts(tmp_path, image, reference, monkeypatch):
+    """Subprocesses with the image's scripts, the root as a parameter, credentials in the env."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "test-key",
+            "AWS_SECRET_ACCESS_KEY": "test-secret-s3",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        root = f"s3://{BUCKET}/steps"
+        _inputs(root, 5)
+        waves = _expand("steps", Options(files=5, fan_in=2, final_fan_in=2), root=root)
+        assert [len(w) for w in waves] == [3, 2, 1]  # 5 -> 3 -> 2 -> result
+        results = run(waves, image, env=env)
+        _check(root, 5, reference)
+        assert all("test-secret-s3" not in r.stdout + r.stderr for w in results for r in w)
+    finally:
+        server.stop()
+
+
+def test_steps_form_without_process_levels_reads_every_file():
+    options = Options(files=9)  # 9 <= 32 files: the final pod alone reads l1/0..8
+    assert _argvs(_expand("dag", options))[0][0][2:6] == ["0", "9", "--level", "1"]
+    assert _argvs(_expand("steps", options))[0][0][2:6] == ["0", "9", "--level", "1"]
+
+
+# -- the seed's own YAML -----------------------------------------------------------------------
+def test_seed_yaml_gives_workload_runs_result(tmp_path, image, reference):
+    """The published workflow, only the image replaced: `python3 process.py {{item}} 1`, then
+    `... {{item}} 2`, then `python3 merge.py 0 {{=asInt(workflow.parameters.numbers)/2}}`, run
+    as real processes with the PVC at /mnt/vol standing in as the package's default root."""
+    seed = _seed()
+    waves = expand(seed, {"numbers": "64"})
+    assert _argvs(waves) == [
+        [["python3", "process.py", str(i), "1"] for i in range(64)],
+        [["python3", "process.py", str(i), "2"] for i in range(32)],
+        [["python3", "merge.py", "0", "32"]],
+    ]
+    pods = [pod for wave in waves for pod in wave]
+    assert {(p.image, p.working_dir, tuple(p.mounts.items())) for p in pods} == {
+        (IMAGE, None, (("/mnt/vol", "workdir"),))
+    }
+    root = str(tmp_path / "vol")
+    _inputs(root, 128)
+    run(waves, image, volume=root)
+    _check(root, 128, reference)
+
+
+def test_seed_fails_odd_numbers_our_steps_do_not(tmp_path, image, reference):
+    seed = _seed()
+    # Argo divides in floating point: 65 / 2 is "32.5", which withSequence cannot count...
+    with pytest.raises(ValueError, match=r"withSequence count '32\.5' of 'process-data-l2'"):
+        expand(seed, {"numbers": "65"})
+    # ...and which the final pod, created on its own, rejects as a bad argument.
+    main = next(t for t in seed["spec"]["templates"] if t["name"] == "main")
+    main["steps"] = main["steps"][2:]
+    [[merge]] = expand(seed, {"numbers": "65"})
+    assert merge.argv == ["python3", "merge.py", "0", "32.5"]
+    with pytest.raises(PodFailed) as failed:
+        run([[merge]], image, volume=str(tmp_path))
+    assert failed.value.returncode == errors.EXIT_USAGE == 64
+    assert "count must be an integer, got '32.5'" in failed.value.stderr
+    # Our steps form counts with an integer ceiling: 130 files, -p numbers=65.
+    root = str(tmp_path / "vol")
+    _inputs(root, 130)
+    waves = _expand("steps", numbers="65", root=root)
+    assert [len(w) for w in waves] == [65, 33, 1]
+    assert waves[2][0].argv[2:6] == ["0", "33", "--level", "3"]
+    run(waves, image, in_process=True)
+    _check(root, 130, reference)
+
+
+# -- what the expander refuses -----------------------------------------------------------------
+def _step(manifest: dict) -> dict:
+    main = next(t for t in manifest["spec"]["templates"] if t["name"] == "main")
+    return main["steps"][0][0]
+
+
+def _set_arg(value: str):
+    return lambda m: _step(m)["arguments"]["parameters"][1].update(value=value)
+
+
+def _when(m):
+    _step(m)["when"] = "{{item}} < 2"
+
+
+def _with_param(m):
+    _step(m)["withParam"] = "[1, 2]"
+
+
+def _format(m):
+    _step(m)["withSequence"]["format"] = "%02d"
+
+
+def _template_ref(m):
+    _step(m)["templateRef"] = {"name": "other", "template": "main"}
+
+
+def _script(m):
+    m["spec"]["templates"][0]["script"] = {"image": "python", "source": "print(1)"}
+
+
+def _on_exit(m):
+    m["spec"]["onExit"] = "cleanup"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        pytest.param(_when, "unsupported field.* when", id="when"),
+        pytest.param(_with_param, "unsupported field.* withParam", id="withParam"),
+        pytest.param(_format, "unsupported field.* format", id="sequence-format"),
+        pytest.param(_template_ref, "unsupported field.* templateRef", id="templateRef"),
+        pytest.param(_script, "unsupported field.* script", id="script"),
+        pytest.param(_on_exit, "unsupported field.* onExit", id="onExit"),
+        pytest.param(_set_arg("{{=max(1, 2)}}"), "construct 'max", id="function"),
+        pytest.param(_set_arg("{{=sprig.add(1, 2)}}"), "construct 'sprig", id="sprig"),
+        pytest.param(_set_arg("{{=2 ^ 3}}"), r"construct '2 \^ 3'", id="operator"),
+        pytest.param(_set_arg("{{=1 < 2}}"), "construct '1 < 2'", id="comparison"),
+        pytest.param(
+            _set_arg("{{workflow.parameters.nope}}"), "{{workflow.parameters.nope}}", id="param"
+        ),
+        pytest.param(
+            _set_arg("{{=asInt(workflow.parameters.nope)}}"),
+            "'workflow.parameters.nope'",
+            id="expr-param",
+        ),
+        pytest.param(_set_arg("{{pod.name}}"), "unknown variable {{pod.name}}", id="variable"),
+    ],
+)
+def test_refuses_what_it_does_not_understand(change, message):
+    manifest = copy.deepcopy(_golden("steps"))
+    change(manifest)
+    with pytest.raises(ValueError, match=message):
+        expand(manifest)
+
+
+def test_refuses_undeclared_parameters_and_conditional_depends():
+    with pytest.raises(ValueError, match=r"\['numbrs'\] are not declared"):
+        _expand("steps", numbrs="65")
+    dag = _golden("dag")
+    final = next(t for t in dag["spec"]["templates"] if t["name"] == "main")["dag"]["tasks"][-1]
+    final["depends"] = " || ".join(final.pop("dependencies"))
+    with pytest.raises(ValueError, match="unsupported depends"):
+        expand(dag)
+    final["depends"] = " && ".join(f"{t}.Succeeded" for t in final["depends"].split(" || "))
+    assert _argvs(expand(dag)) == _argvs(_expand("dag"))
+
+
+def test_nested_templates_expand_in_place_and_recursion_is_refused():
+    manifest = _golden("steps")
+    main = next(t for t in manifest["spec"]["templates"] if t["name"] == "main")
+    main["name"] = "tree"
+    manifest["spec"]["templates"].append(
+        {"name": "main", "steps": [[{"name": "tree", "template": "tree"}]]}
+    )
+    assert _argvs(expand(manifest)) == _argvs(_expand("steps"))
+    main["steps"].append([{"name": "again", "template": "main"}])
+    with pytest.raises(ValueError, match="recursive"):
+        expand(manifest)
+
+
+@pytest.mark.parametrize(
+    "expression,expected",
+    [
+        ("asInt(workflow.parameters.n)/2", "32.5"),  # `/` is float division
+        ("asInt('64')/2", "32"),  # a float 32.0 renders as "32"
+        ("int((asInt(workflow.parameters.n) + 2 - 1) / 2)", "33"),
+        ("int(-7 / 2)", "-3"),  # int() truncates
+        ("-7 % 3", "-1"),  # Go's remainder
+        ("2 ** 3", "8"),
+        ("asInt(workflow.parameters.n) ** 0.5 * 2", "16.1245154965971"),
+        ("1 / 3", "0.3333333333333333"),
+        ("1e21 * 10", "1e+22"),
+        ("asFloat('2.5') * 2", "5"),
+    ],
+)
+def test_expressions_follow_argo(expression, expected):
+    assert substitute("{{=" + expression + "}}", {"workflow.parameters.n": "65"}) == expected
+
+
+def test_secrets_resolve_like_the_kubelet():
+    pod = _expand("steps")[0][0]
+    assert "OSS_ACCESS_KEY_ID" not in resolve_env(pod, {})  # optional: left out
+    secrets = {("oss-credentials", "OSS_ACCESS_KEY_ID"): "id"}
+    assert resolve_env(pod, secrets)["OSS_ACCESS_KEY_ID"] == "id"
+    pod.env["OSS_ACCESS_KEY_SECRET"] = SecretRef("oss-credentials", "OSS_ACCESS_KEY_SECRET")
+    with pytest.raises(ValueError, match="secret oss-credentials/OSS_ACCESS_KEY_SECRET"):
+        resolve_env(pod, secrets)
