@@ -10,8 +10,11 @@ sorted runs. Memory is one input's batch plus the result itself.
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,11 +22,13 @@ import pyarrow as pa
 
 from . import __version__, layout, schema
 from .errors import DataError, UsageError
-from .kernels import Categories, Partials, empty_partials
+from .kernels import ByCategory, ByKey, Categories, Partials
 from .metrics import Metrics
 from .process import input_files, open_inputs
 from .settings import Settings
-from .storage import Store, open_store
+from .storage import Shard, Store, open_store
+
+THREADS = min(4, os.cpu_count() or 1)
 
 
 def deepest_level(store: Store) -> int:
@@ -69,23 +74,31 @@ def merge(
     convert = Partials.from_events if kind == "events" else Partials.from_table
 
     cats = Categories()
-    by_key = empty_partials()
-    by_category = empty_partials()
-    for shard in shards:
-        pieces = []
-        for batch in metrics.timed(shard.batches(settings.batch_rows)):
-            with metrics.timing("compute_s"):
-                p = convert(batch, cats)
-                metrics.rows_in += batch.num_rows
-                pieces.append(p.reduce("key", cats))
-                by_category = Partials.concat([by_category, p.reduce("category", cats)])
-                by_category = by_category.reduce("category", cats)
-        with metrics.timing("compute_s"):
-            # Sorted inputs make this a merge of sorted runs; unsorted ones are still correct.
-            by_key = Partials.concat([by_key, *pieces]).reduce("key", cats)
+    by_key = ByKey(*_key_range(shards))
+    by_category = ByCategory(cats)
+    lock = threading.Lock()
 
-    totals = by_category.totals()
-    totals["distinct_keys"] = len(by_key)
+    def consume(shard: Shard) -> None:
+        """One file, batch by batch; the shared results are updated under the lock. Decoding
+        and the numpy kernels release the GIL, so two files progress on two cores."""
+        local = Metrics("merge", level, first, settings.op)
+        for batch in local.timed(shard.batches(settings.batch_rows)):
+            with local.timing("compute_s"):
+                p = convert(batch, cats)
+                keyed = p.reduce("key", cats)
+                with lock:
+                    by_key.add(keyed)
+                    by_category.add(p)
+        with lock:
+            metrics.read_s += local.read_s
+            metrics.compute_s += local.compute_s
+
+    with ThreadPoolExecutor(min(THREADS, len(shards))) as pool:
+        list(pool.map(consume, shards))
+    metrics.rows_in = sum(s.rows for s in shards)
+    by_key_result, by_category_result = by_key.result(), by_category.result()
+    totals = by_category_result.totals()
+    totals["distinct_keys"] = len(by_key_result)
     files = input_files(store, 1, settings.fan_in)
     summary = {
         **public_totals(totals),
@@ -98,10 +111,10 @@ def merge(
         "versions": {"workload": __version__, "pyarrow": pa.__version__, "numpy": np.__version__},
     }
     with metrics.timing("write_s"):
-        by_category_table = by_category.to_by_category(cats)
-        _write_table(store, layout.BY_KEY, by_key.to_by_key(), "by_key", settings)
+        by_category_table = by_category_result.to_by_category(cats)
+        _write_table(store, layout.BY_KEY, by_key_result.to_by_key(), "by_key", settings)
         _write_table(store, layout.BY_CATEGORY, by_category_table, "by_category", settings)
-    metrics.rows_out = len(by_key)
+    metrics.rows_out = len(by_key_result)
     metrics.bytes_in = sum(s.bytes_read for s in shards)
     metrics.requests_in = sum(s.requests for s in shards)
     record = metrics.finish()
@@ -114,6 +127,22 @@ def merge(
         with open(summary_file, "w") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
     return record
+
+
+def _key_range(shards: list[Shard]) -> tuple[int | None, int | None]:
+    """The smallest and largest key over all inputs, from their Parquet statistics (no data
+    read); (None, None) when any row group lacks them."""
+    lo = hi = None
+    for shard in shards:
+        meta = shard.file.metadata
+        column = shard.schema.get_field_index("key")
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return None, None
+            lo = stats.min if lo is None else min(lo, stats.min)
+            hi = stats.max if hi is None else max(hi, stats.max)
+    return lo, hi
 
 
 def _write_table(store: Store, rel: str, table: pa.Table, kind: str, settings: Settings) -> None:
