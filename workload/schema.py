@@ -7,6 +7,9 @@ levels carry `partials` instead: one row per (key, category) with combinable agg
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,7 +70,11 @@ def describe(schema: pa.Schema) -> str:
 
 class Sink:
     """Writes tables into row groups of exactly `row_group_rows` rows (the last one shorter),
-    whatever sizes the stream comes in: uniform row groups make reads predictable."""
+    whatever sizes the stream comes in: uniform row groups make reads predictable.
+
+    Encoding and compression run on a background thread (they release the GIL), so with two
+    cores a pod computes the next chunk while the previous one is written. At most two chunks
+    wait in the queue, which bounds the memory this costs."""
 
     def __init__(self, path: str, schema: pa.Schema, kind: str, row_group_rows: int):
         self._writer = writer(path, schema, kind)
@@ -75,6 +82,23 @@ class Sink:
         self._pending: list[pa.Table] = []
         self._rows = 0
         self.rows = 0
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table, row_group_size=self._size)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def _put(self, table: pa.Table | None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
@@ -90,15 +114,23 @@ class Sink:
     def _flush(self, final: bool) -> None:
         table = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
         whole = table.num_rows if final else table.num_rows - table.num_rows % self._size
-        self._writer.write_table(table.slice(0, whole), row_group_size=self._size)
+        self._put(table.slice(0, whole))
         rest = table.slice(whole)
         self._pending, self._rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+
+    def _stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
 
     def close(self) -> None:
         if self._pending:
             self._flush(final=True)
         elif self.rows == 0:
-            self._writer.write_table(self._schema.empty_table())
+            self._put(self._schema.empty_table())
+        self._stop()
+        if self._error is not None:
+            self._writer.close()
+            raise self._error
         self._writer.close()
 
     def __enter__(self) -> Sink:
@@ -108,6 +140,7 @@ class Sink:
         if exc[0] is None:
             self.close()
         else:
+            self._stop()
             self._writer.close()  # the temporary file is discarded by the caller
 
 
