@@ -148,11 +148,12 @@ def row_hashes(
 ) -> np.ndarray:
     """One uint64 per row over all four columns; their wrapping sum is the dataset checksum,
     which is independent of row order and file boundaries, so any tree shape gives the same."""
-    h = _mix(key.view(np.uint64) ^ _SEED)
-    h ^= ts.view(np.uint64)
+    # Two rounds: (key, ts) mixed first, so equal timestamps under other keys differ; then the
+    # value (or a null marker) and the category's string hash. Each round is a bijection.
+    h = key.view(np.uint64) * _M2
+    h += ts.view(np.uint64)
     h = _mix(h)
     h ^= np.where(valid, value.view(np.uint64), _NULL_VALUE)
-    h = _mix(h)
     h ^= cat_hash
     return _mix(h)
 

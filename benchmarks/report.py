@@ -1,0 +1,375 @@
+"""results.md and the plots, rebuilt from results.csv alone (`python -m benchmarks report`).
+
+Per scale: the targets and whether each holds, then one table per case (median and min-max
+seconds over the repeats, median peak RSS, ratios), a time plot (median with min-max error bars
+per case and engine) and, when measured, RSS against rows per input.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import SCALES
+
+PEERS = ("duckdb", "polars")
+TIMED_CASES = ("pod_merge", "pod_aggregate", "final", "job", "s3")
+TITLES = {
+    "pod_merge": "pod_merge: one level-1 pod, merge op (2 inputs -> 1 sorted file)",
+    "pod_aggregate": "pod_aggregate: one level-1 pod, aggregate op (events -> partials)",
+    "final": "final: the final pod (by_key and by_category from 32 files)",
+    "job": "job: the whole job on one machine (workload run vs one query)",
+    "rss": "rss: one pod's peak RSS against its input size",
+    "s3": "s3: one merge pod on S3 (moto), requests counted at the server",
+}
+LIMIT_RSS_MB = 300
+
+
+@dataclass
+class Stat:
+    """The repeats of one engine (and variant, and input size) in one case."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def values(self, column: str) -> list[float]:
+        return [float(r[column]) for r in self.rows if r.get(column) not in (None, "")]
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.values("seconds"))
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        s = self.values("seconds")
+        return min(s), max(s)
+
+    @property
+    def rss(self) -> float:
+        return statistics.median(self.values("peak_rss_mb"))
+
+    @property
+    def ok(self) -> bool:
+        return all(r["check"] == "ok" for r in self.rows)
+
+
+Stats = dict[tuple[str, str, str, int], Stat]  # (case, engine, variant, rows per input)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def group(rows: list[dict]) -> Stats:
+    stats: Stats = defaultdict(Stat)
+    for r in rows:
+        stats[r["case"], r["engine"], r["variant"], int(r["rows_per_input"])].rows.append(r)
+    return dict(stats)
+
+
+def find(stats: Stats, case: str, engine: str) -> Stat | None:
+    return next((s for (c, e, v, _), s in stats.items() if c == case and e == engine), None)
+
+
+def best_peer(stats: Stats, case: str) -> Stat | None:
+    peers = [s for e in PEERS if (s := find(stats, case, e)) is not None]
+    return min(peers, key=lambda s: s.seconds) if peers else None
+
+
+# -- targets ---------------------------------------------------------------------------------
+Target = tuple[str, str, bool | None]  # (what, measured, holds; None = not measured)
+
+
+# (target, case, ours against: an engine or "peer" = the faster of DuckDB/Polars, limit)
+TIME_TARGETS = [
+    ("merge-op pod <= 1.10x the copy limit", "pod_merge", "copy", 1.10),
+    ("merge-op pod <= 0.85x the faster of DuckDB/Polars", "pod_merge", "peer", 0.85),
+    ("aggregate pod <= 1.0x Polars", "pod_aggregate", "polars", 1.0),
+    ("final pod <= 1.0x DuckDB at <= 400 MB RSS", "final", "duckdb", 1.0),
+    ("whole job <= 3.0x one DuckDB query", "job", "duckdb", 3.0),
+]
+FINAL_RSS_MB = 400
+
+
+def targets(stats: Stats) -> list[Target]:
+    out: list[Target] = []
+    for what, case, against, limit in TIME_TARGETS:
+        ours = find(stats, case, "ours")
+        ref = best_peer(stats, case) if against == "peer" else find(stats, case, against)
+        if ours is None or ref is None:
+            out.append((what, "not measured", None))
+            continue
+        r = ours.seconds / ref.seconds
+        measured, holds = f"{r:.2f}x ({_s(ours.seconds)} s vs {_s(ref.seconds)} s)", r <= limit
+        if case == "final":  # and its memory
+            measured += f" at {ours.rss:.0f} MB"
+            holds = holds and ours.rss <= FINAL_RSS_MB
+        out.append((what, measured, holds))
+    return out + _rss_targets(stats) + _s3_targets(find(stats, "s3", "ours"))
+
+
+def _rss_targets(stats: Stats) -> list[Target]:
+    by_op = defaultdict(dict)
+    for (case, _, variant, rows), stat in stats.items():
+        if case == "rss":
+            by_op[variant][rows] = stat
+    if not by_op:
+        return [
+            (f"pod RSS <= {LIMIT_RSS_MB} MB", "not measured (scale large)", None),
+            ("pod RSS growth < 20% from 1M to 8M rows per input", "not measured", None),
+        ]
+    peak = max(max(s.values("peak_rss_mb")) for sizes in by_op.values() for s in sizes.values())
+    out: list[Target] = [(f"pod RSS <= {LIMIT_RSS_MB} MB", f"max {peak:.0f} MB", peak <= 300)]
+    for op, sizes in sorted(by_op.items()):
+        lo, hi = min(sizes), max(sizes)
+        growth = (sizes[hi].rss - sizes[lo].rss) / sizes[lo].rss
+        what = f"{op} pod RSS growth < 20% from {_rows(lo)} to {_rows(hi)} rows per input"
+        out.append(
+            (what, f"{growth:+.0%} ({sizes[lo].rss:.0f} -> {sizes[hi].rss:.0f} MB)", growth < 0.2)
+        )
+    return out
+
+
+def _s3_targets(ours: Stat | None) -> list[Target]:
+    gets_what = "S3 GETs per input <= 2 + ceil(bytes / 32 MiB)"
+    put_what = "S3: exactly one PUT or one multipart upload per output"
+    if ours is None:
+        return [(gets_what, "not measured", None), (put_what, "not measured", None)]
+    pairs = [
+        (int(g), int(t))
+        for r in ours.rows
+        for g, t in zip(r["input_gets"].split(";"), r["input_get_targets"].split(";"), strict=True)
+    ]
+    worst = max(pairs, key=lambda p: p[0] - p[1])
+    uploads = all(r["uploads_per_output_ok"] == "yes" for r in ours.rows)
+    puts = (
+        max(int(r["puts"]) for r in ours.rows),
+        max(int(r["multipart_uploads"]) for r in ours.rows),
+    )
+    return [
+        (gets_what, f"max {worst[0]} GETs (target {worst[1]})", all(g <= t for g, t in pairs)),
+        (put_what, f"{puts[0]} PUT, {puts[1]} multipart", uploads),
+    ]
+
+
+# -- tables ----------------------------------------------------------------------------------
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}" if x < 100 else f"{x:.1f}"
+
+
+def _rows(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def _check(stat: Stat) -> str:
+    return "ok" if stat.ok else "**FAILED**"
+
+
+def case_table(stats: Stats, case: str) -> list[str]:
+    engines = [(e, s) for (c, e, _, _), s in stats.items() if c == case]
+    if not engines:
+        return []
+    copy, peer = find(stats, case, "copy"), best_peer(stats, case)
+    head = ["engine", "runs", "median s", "min-max s", "median RSS MB"]
+    head += ["x copy limit"] if copy else []
+    head += ["x best peer"] if peer else []
+    rows = []
+    for engine, s in engines:
+        lo, hi = s.spread
+        row = [engine, str(len(s.rows)), _s(s.seconds), f"{_s(lo)}-{_s(hi)}", f"{s.rss:.0f}"]
+        row += [f"{s.seconds / copy.seconds:.2f}"] if copy else []
+        row += [f"{s.seconds / peer.seconds:.2f}"] if peer else []
+        rows.append([*row, _check(s)])
+    first = engines[0][1].rows[0]
+    size = (
+        f"{int(first['inputs'])} x {int(first['rows_per_input']):,} rows in, "
+        f"{_mb(first['bytes_in'])} MB"
+    )
+    return [f"### {TITLES[case]}", "", size, "", *_table([*head, "check"], rows), ""]
+
+
+def rss_table(stats: Stats) -> list[str]:
+    items = sorted((k, s) for k, s in stats.items() if k[0] == "rss")
+    if not items:
+        return []
+    rows = []
+    for (_, _, op, rows_per_input), s in items:
+        rss = s.values("peak_rss_mb")
+        rows.append(
+            [
+                op,
+                f"{rows_per_input:,}",
+                str(len(s.rows)),
+                f"{s.rss:.0f}",
+                f"{min(rss):.0f}-{max(rss):.0f}",
+                _s(s.seconds),
+                _check(s),
+            ]
+        )
+    head = ["op", "rows per input", "runs", "median RSS MB", "min-max RSS MB", "median s", "check"]
+    return [f"### {TITLES['rss']}", "", *_table(head, rows), ""]
+
+
+def s3_table(stats: Stats) -> list[str]:
+    items = [(e, s) for (c, e, _, _), s in stats.items() if c == "s3"]
+    if not items:
+        return []
+    rows = []
+    for engine, s in items:
+        last = s.rows[-1]  # request counts do not vary between repeats; the last run's
+        gets = f"{last['input_gets'].replace(';', ', ')} (target {last['input_get_targets']})"
+        rows.append(
+            [
+                engine,
+                str(len(s.rows)),
+                _s(s.seconds),
+                f"{s.rss:.0f}",
+                gets.replace(";", ", "),
+                last["heads"],
+                last["lists"],
+                last["puts"],
+                f"{last['multipart_uploads']} ({last['upload_parts']} parts)",
+                _mb(last["bytes_served"]),
+                _mb(last["bytes_received"]),
+                _check(s),
+            ]
+        )
+    head = ["engine", "runs", "median s", "median RSS MB", "GETs per input", "HEADs", "LISTs"]
+    head += ["PUTs", "multipart", "MB served", "MB uploaded", "check"]
+    return [f"### {TITLES['s3']}", "", *_table(head, rows), ""]
+
+
+def _mb(value: str) -> str:
+    return f"{int(value) / 2**20:.1f}"
+
+
+# -- plots -----------------------------------------------------------------------------------
+def time_plot(stats: Stats, path: Path, scale: str) -> Path | None:
+    cases = [c for c in TIMED_CASES if any(k[0] == c for k in stats)]
+    if not cases:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 3.8), squeeze=False)
+    for ax, case in zip(axes[0], cases, strict=True):
+        items = [(e, s) for (c, e, _, _), s in stats.items() if c == case]
+        medians = [s.seconds for _, s in items]
+        errors = [
+            [m - s.spread[0] for m, (_, s) in zip(medians, items, strict=True)],
+            [s.spread[1] - m for m, (_, s) in zip(medians, items, strict=True)],
+        ]
+        colors = ["tab:blue" if e == "ours" else "tab:gray" for e, _ in items]
+        ax.bar([e for e, _ in items], medians, yerr=errors, capsize=4, color=colors)
+        ax.set_title(case)
+        ax.tick_params(axis="x", labelrotation=30)
+    axes[0][0].set_ylabel("seconds (median, min-max)")
+    fig.suptitle(f"time per case and engine, scale {scale}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rss_plot(stats: Stats, path: Path, scale: str) -> Path | None:
+    by_op = defaultdict(list)
+    for (case, _, op, rows), s in sorted(stats.items()):
+        if case == "rss":
+            by_op[op].append((rows, s))
+    if not by_op:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for op, points in sorted(by_op.items()):
+        x = [rows / 1e6 for rows, _ in points]
+        y = [s.rss for _, s in points]
+        spread = [
+            [m - min(s.values("peak_rss_mb")) for m, (_, s) in zip(y, points, strict=True)],
+            [max(s.values("peak_rss_mb")) - m for m, (_, s) in zip(y, points, strict=True)],
+        ]
+        ax.errorbar(x, y, yerr=spread, marker="o", capsize=4, label=f"ours, {op}")
+    ax.axhline(LIMIT_RSS_MB, color="tab:red", linestyle="--", label=f"limit {LIMIT_RSS_MB} MB")
+    ax.set_xlabel("rows per input (millions), 2 inputs")
+    ax.set_ylabel("peak RSS MB (VmHWM)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"pod peak RSS vs input size, scale {scale}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the document ----------------------------------------------------------------------------
+def scale_section(scale: str, rows: list[dict], out_dir: Path) -> tuple[list[str], list[Path]]:
+    stats = group(rows)
+    env = rows[-1]
+    lines = [f"## Scale `{scale}`", ""]
+    if scale == "small":
+        lines += ["> Smoke scale: tiny data. These timings mean nothing; only checks count.", ""]
+    lines += [
+        f"Machine: {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']} GB. "
+        f"workload {env['workload_version']}, pyarrow {env['pyarrow_version']}, "
+        f"numpy {env['numpy_version']}, duckdb {env['duckdb_version']}, "
+        f"polars {env['polars_version']}, Python {env['python_version']}. "
+        f"Measured {min(r['timestamp'] for r in rows)} to {max(r['timestamp'] for r in rows)}.",
+        "",
+        "### Targets",
+        "",
+    ]
+    holds = {True: "yes", False: "**no**", None: "n/a"}
+    lines += _table(
+        ["target", "measured", "holds"], [[w, m, holds[h]] for w, m, h in targets(stats)]
+    )
+    lines.append("")
+    for case in TIMED_CASES[:-1]:
+        lines += case_table(stats, case)
+    lines += rss_table(stats) + s3_table(stats)
+    plots = [
+        p
+        for p in (
+            time_plot(stats, out_dir / f"time-{scale}.png", scale),
+            rss_plot(stats, out_dir / f"rss-{scale}.png", scale),
+        )
+        if p is not None
+    ]
+    lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    return lines, plots
+
+
+def build(out_dir: Path) -> list[Path]:
+    """Write results.md and the plots from out_dir/results.csv; the paths written."""
+    rows = read_csv(out_dir / "results.csv")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m benchmarks report` from `results.csv` (one row per measurement).",
+        "Each engine runs in a fresh process per repeat, engines alternating within a repeat;",
+        "seconds are timed inside the child around the work only (after imports and setup);",
+        "RSS is the child's peak (VmHWM), for `job`/ours the largest of its processes. Every",
+        "output is checked against its inputs and the other engines (the `check` column).",
+        "",
+    ]
+    written: list[Path] = []
+    scales = [s for s in SCALES if any(r["scale"] == s for r in rows)]
+    for scale in scales:
+        section, plots = scale_section(scale, [r for r in rows if r["scale"] == scale], out_dir)
+        lines += section
+        written += plots
+    md = out_dir / "results.md"
+    md.write_text("\n".join(lines).rstrip() + "\n")
+    return [md, *written]
