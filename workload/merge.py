@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from . import __version__, layout, schema
 from .errors import DataError, UsageError
-from .kernels import ByCategory, ByKey, Categories, Partials
+from .kernels import ByCategory, ByKey, Categories, Partials, summarize_events
 from .metrics import Metrics
 from .process import input_files, open_inputs
 from .settings import Settings
@@ -71,7 +71,6 @@ def merge(
     with metrics.timing("read_s"):
         shards = open_inputs(store, rels, settings.read_window, expected=None)
     kind = schema.kind_of(shards[0].schema)
-    convert = Partials.from_events if kind == "events" else Partials.from_table
 
     cats = Categories()
     by_key = ByKey(*_key_range(shards))
@@ -84,11 +83,14 @@ def merge(
         local = Metrics("merge", level, first, settings.op)
         for batch in local.timed(shard.batches(settings.batch_rows)):
             with local.timing("compute_s"):
-                p = convert(batch, cats)
-                keyed = p.reduce("key", cats)
+                if kind == "events":
+                    keyed, categorized = summarize_events(batch, cats)
+                else:
+                    p = Partials.from_table(batch, cats)
+                    keyed, categorized = p.reduce("key", cats), p
                 with lock:
                     by_key.add(keyed)
-                    by_category.add(p)
+                    by_category.add(categorized)
         with lock:
             metrics.read_s += local.read_s
             metrics.compute_s += local.compute_s
