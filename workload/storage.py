@@ -189,7 +189,12 @@ class Store:
     def _upload(self, local: str, final: str) -> None:
         """One whole object: a single PUT, or a multipart upload completed only at the end."""
         extra: dict[str, Any] = {}
-        if self.protocol == "oss":
+        if self.protocol in ("s3", "s3a"):
+            # s3fs defaults to 50 MiB parts, ten in flight: up to 500 MB of buffers for one
+            # upload. Two 16 MiB parts in flight keep a pod's memory flat.
+            size = os.path.getsize(local)
+            extra = {"chunksize": max(16 * 2**20, -(-size // 10_000)), "max_concurrency": 2}
+        elif self.protocol == "oss":
             import oss2
             from ossfs.base import SIMPLE_TRANSFER_THRESHOLD
 
@@ -301,6 +306,7 @@ class WindowReader:
             return out
 
     def _load(self, start: int, end: int) -> None:
+        self._buf = memoryview(b"")  # let the old window go before the new one arrives
         try:
             data = self._fetch(start, end)
         except Exception as exc:
