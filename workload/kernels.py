@@ -151,11 +151,14 @@ def ints(column: pa.Array | pa.ChunkedArray, fill: int = 0) -> np.ndarray:
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     parts = []
     for chunk in chunks:
+        if len(chunk) == 0:  # may have no data buffer at all
+            continue
         dtype = np.uint64 if pa.types.is_unsigned_integer(chunk.type) else np.int64
         raw = np.frombuffer(chunk.buffers()[1], dtype)[chunk.offset : chunk.offset + len(chunk)]
         parts.append(np.where(validity(chunk), raw, fill) if chunk.null_count else raw)
     if not parts:
-        return np.empty(0, np.int64)
+        unsigned = pa.types.is_unsigned_integer(column.type)
+        return np.empty(0, np.uint64 if unsigned else np.int64)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -195,13 +198,7 @@ def checksum_hex(total: int) -> str:
 
 # -- aligned streaming -----------------------------------------------------------------------
 def _columns(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> list[np.ndarray]:
-    out = []
-    for name in by:
-        col = batch.column(name)
-        if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.int64()) if isinstance(col, pa.ChunkedArray) else col.view(pa.int64())
-        out.append(np.asarray(col.to_numpy(zero_copy_only=False)))
-    return out
+    return [ints(batch.column(name)) for name in by]
 
 
 def _first_unsorted(cols: list[np.ndarray]) -> int | None:
@@ -329,8 +326,8 @@ def sort_order(a: np.ndarray, b: np.ndarray, presorted: bool = False) -> np.ndar
 
 def merge_events(parts: Sequence[pa.Table], cats: Categories) -> pa.Table:
     """One sorted events table from sorted parts; ties keep part order, then row order."""
-    keys = np.concatenate([np.asarray(p.column("key").to_numpy()) for p in parts])
-    ts = np.concatenate([_columns(p, ["ts"])[0] for p in parts])
+    keys = np.concatenate([ints(p.column("key")) for p in parts])
+    ts = np.concatenate([ints(p.column("ts")) for p in parts])
     codes = np.concatenate([cats.codes(p.column("category")) for p in parts])
     value = pa.chunked_array([c for p in parts for c in p.column("value").chunks], pa.int64())
     # Each part is sorted (aligned() checked it), so one part needs no sort; several are sorted
@@ -367,8 +364,8 @@ class Partials:
 
     @classmethod
     def from_events(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Partials:
-        key = np.asarray(table.column("key").to_numpy())
-        ts = _columns(table, ["ts"])[0]
+        key = ints(table.column("key"))
+        ts = ints(table.column("ts"))
         value_col = table.column("value")
         valid = validity(value_col)
         value = ints(value_col)
@@ -555,11 +552,11 @@ def summarize_events(table: pa.Table | pa.RecordBatch, cats: Categories):
     The general path would first make a one-row partial of every event (eight new columns),
     then reduce twice; here each aggregate is one pass over the event columns: reduceat over
     the key runs of a key-sorted batch, and ufunc.at over the few category codes."""
-    key = np.asarray(table.column("key").to_numpy())
+    key = ints(table.column("key"))
     if _first_unsorted([key]) is not None:  # not from our pods: the general path sorts
         p = Partials.from_events(table, cats)
         return p.reduce("key", cats), p.reduce("category", cats)
-    ts = _columns(table, ["ts"])[0]
+    ts = ints(table.column("ts"))
     value_col = table.column("value")
     valid = validity(value_col)
     value = ints(value_col)
