@@ -313,10 +313,8 @@ def _fits(span_a: int, span_b: int) -> bool:
     return span_a * span_b < 2**63
 
 
-def sort_order(a: np.ndarray, b: np.ndarray, presorted: bool = False) -> np.ndarray | None:
-    """Stable order by (a, b), or None when already sorted (`presorted` says it is)."""
-    if presorted or a.size < 2:
-        return None
+def sort_order(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Stable order by (a, b)."""
     a_min, a_max, b_min, b_max = int(a.min()), int(a.max()), int(b.min()), int(b.max())
     if _fits(a_max - a_min + 1, b_max - b_min + 1):
         packed = (a - a_min) * (b_max - b_min + 1) + (b - b_min)
@@ -332,8 +330,8 @@ def merge_events(parts: Sequence[pa.Table], cats: Categories) -> pa.Table:
     value = pa.chunked_array([c for p in parts for c in p.column("value").chunks], pa.int64())
     # Each part is sorted (aligned() checked it), so one part needs no sort; several are sorted
     # runs, which timsort merges in close to linear time.
-    order = sort_order(keys, ts, presorted=len(parts) == 1)
-    if order is not None:
+    if len(parts) > 1:
+        order = sort_order(keys, ts)
         keys, ts, codes = keys[order], ts[order], codes[order]
         value = value.take(pa.array(order))
     return pa.Table.from_arrays(
@@ -465,10 +463,8 @@ class Partials:
             return out[at]
 
         value_sum = acc(self.value_sum, np.add, 0)
-        if self.value_sum.size and int(np.abs(self.value_sum).max()) * self.value_sum.size >= 2**63:
-            approx = acc(self.value_sum.astype(np.float64), np.add, 0.0)
-            if np.any(np.abs(approx - value_sum) > 2.0**40) or np.any(np.abs(approx) >= 2.0**63):
-                raise DataError("value_sum overflows int64; values are too large for exact sums")
+        if _may_wrap(self.value_sum):
+            _check_sums(value_sum, acc(self.value_sum.astype(np.float64), np.add, 0.0))
         group = at + lo
         ncat = len(cats.values)
         code_of_rank = np.argsort(cats.ranks()).astype(np.int32)
@@ -587,8 +583,8 @@ def summarize_events(table: pa.Table | pa.RecordBatch, cats: Categories):
     rows = np.bincount(codes, minlength=size).astype(np.int64)
     at = np.flatnonzero(rows)
     sums = scatter(value, np.add, 0)
-    if int(np.abs(value).max(initial=0)) * n >= 2**63:
-        _sum(value[np.argsort(codes, kind="stable")], np.array([0]))  # raises on overflow
+    if _may_wrap(value):  # per category, as the other sums are checked per group
+        _check_sums(sums, scatter(value.astype(np.float64), np.add, 0))
     hashes = row_hashes(key, ts, value, valid, cats.hashes()[codes])
     by_category = Partials(
         key=np.zeros(at.size, np.int64),
@@ -649,8 +645,7 @@ class ByKey:
             if not self._pending:
                 return empty_partials()
             return Partials.concat(self._pending).reduce("key", _NO_CATEGORIES)
-        if np.any(np.abs(self._approx_sum - self._sum) > 2.0**40):
-            raise DataError("value_sum overflows int64; values are too large for exact sums")
+        _check_sums(self._sum, self._approx_sum)
         at = np.flatnonzero(self._rows)
         return Partials(
             key=at + self._lo,
@@ -689,13 +684,24 @@ def empty_partials() -> Partials:
     return Partials(i64, np.empty(0, np.int32), *([i64] * 7), np.empty(0, np.uint64))
 
 
+def _may_wrap(values: np.ndarray) -> bool:
+    """Whether some sum of these int64 values could leave int64's range."""
+    if not values.size:
+        return False
+    return max(-int(values.min()), int(values.max())) * values.size >= 2**63
+
+
+def _check_sums(exact: np.ndarray, approx: np.ndarray) -> None:
+    """Raise if int64 sums wrapped: their float64 twins (exact to well within 2**40) disagree."""
+    if np.any(np.abs(approx - exact.astype(np.float64)) > 2.0**40) or np.any(
+        np.abs(approx) >= 2.0**63
+    ):
+        raise DataError("value_sum overflows int64; values are too large for exact sums")
+
+
 def _sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Exact int64 group sums; raises instead of wrapping around."""
     out = np.add.reduceat(values, starts)
-    if values.size and int(np.abs(values).max(initial=0)) * values.size >= 2**63:
-        approx = np.add.reduceat(values.astype(np.float64), starts)
-        if np.any(np.abs(approx - out.astype(np.float64)) > 2.0**40) or np.any(
-            np.abs(approx) >= 2.0**63
-        ):
-            raise DataError("value_sum overflows int64; values are too large for exact sums")
+    if _may_wrap(values):
+        _check_sums(out, np.add.reduceat(values.astype(np.float64), starts))
     return out
