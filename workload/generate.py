@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from . import __version__, layout, schema
 from .errors import UsageError
-from .kernels import Categories, Partials
+from .kernels import Categories, Partials, empty_partials
 from .storage import Store
 
 CATEGORIES = [f"c{i:02d}" for i in range(50)]
@@ -105,7 +105,7 @@ def generate(
         if progress:
             progress(i + 1, files)
     total = Partials.concat(totals).reduce("category", cats) if totals else None
-    expected = total.totals() if total is not None else _empty_totals()
+    expected = (total if total is not None else empty_partials()).totals()
     expected["distinct_keys"] = int(present.sum())
     manifest = {
         "schema": "events",
@@ -122,9 +122,3 @@ def generate(
     }
     store.write_json(layout.MANIFEST, manifest)
     return manifest
-
-
-def _empty_totals() -> dict:
-    from .kernels import empty_partials
-
-    return empty_partials().totals()

@@ -44,10 +44,6 @@ class Progress:
         sys.stderr.flush()
 
 
-def _pod(settings: Settings, level: int, index: int) -> dict:
-    return process(settings, index, level)
-
-
 def run(
     settings: Settings,
     files: int = DEFAULT_FILES,
@@ -91,7 +87,7 @@ def run(
         records = []
         # One fresh process per pod, as on the cluster: its peak RSS is its own.
         with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = [pool.submit(_pod, settings, level, i) for i in range(pods)]
+            futures = [pool.submit(process, settings, i, level) for i in range(pods)]
             for done, future in enumerate(as_completed(futures), 1):
                 records.append(future.result())
                 progress(done)

@@ -60,7 +60,8 @@ def merge(
     layout.check_positive("count", count, minimum=1)
     store = open_store(settings.root, settings.storage_options)
     level = deepest_level(store) if level is None else layout.check_positive("level", level, 1)
-    available = input_files(store, level, settings.fan_in)
+    files = input_files(store)  # one manifest read: the summary records it too
+    available = layout.files_at(level, files, settings.fan_in)
     if first + count > available:
         raise UsageError(
             f"files {first}..{first + count - 1} requested but level {level} has {available} "
@@ -101,7 +102,6 @@ def merge(
     by_key_result, by_category_result = by_key.result(), by_category.result()
     totals = by_category_result.totals()
     totals["distinct_keys"] = len(by_key_result)
-    files = input_files(store, 1, settings.fan_in)
     summary = {
         **public_totals(totals),
         "files": files,

@@ -19,8 +19,9 @@ from .settings import Settings
 from .storage import Shard, Store, open_store
 
 
-def input_files(store: Store, level: int, fan_in: int) -> int:
-    """Files at `level`: derived from the generator's manifest, else by listing l1."""
+def input_files(store: Store) -> int:
+    """Files at level 1: from the generator's manifest, else by listing l1. Deeper levels
+    follow from the fan-in (layout.files_at)."""
     manifest = store.read_json(layout.MANIFEST, missing=None)
     if manifest is not None:
         files = manifest.get("files")
@@ -30,7 +31,7 @@ def input_files(store: Store, level: int, fan_in: int) -> int:
         files = sum(1 for n in store.listdir("l1") if n.endswith(".parquet"))
         if files == 0:
             raise DataError(f"no input files under {store.describe('l1')}")
-    return layout.files_at(level, files, fan_in)
+    return files
 
 
 def open_inputs(store: Store, rels: list[str], window: int, expected: str | None) -> list[Shard]:
@@ -54,7 +55,7 @@ def process(settings: Settings, file_number: int, level: int) -> dict:
     layout.check_positive("level", level, minimum=1)
     layout.check_positive("file_number", file_number, minimum=0)
     store = open_store(settings.root, settings.storage_options)
-    files = input_files(store, level, settings.fan_in)
+    files = layout.files_at(level, input_files(store), settings.fan_in)
     rels = layout.inputs(level, file_number, files, settings.fan_in)
     out_rel = layout.shard(level + 1, file_number)
     metrics = Metrics("process", level, file_number, settings.op, inputs=rels, output=out_rel)
