@@ -129,8 +129,8 @@ def copy_limit(spec: Spec) -> Work:
     def work() -> dict[str, Any]:
         shards = [store.open_parquet(rel, settings.read_window) for rel in rels]
         with (
-            store.output(out_rel) as tmp,
-            schema.Sink(tmp, schema.EVENTS, "events", settings.row_group_rows) as sink,
+            store.output(out_rel) as out,
+            schema.Sink(out.path, schema.EVENTS, "events", settings.row_group_rows) as sink,
         ):
             for shard in shards:
                 for batch in shard.batches(settings.batch_rows):

@@ -147,7 +147,7 @@ def test_unsorted_input_to_merge(root):
 def test_unknown_url_scheme(root):
     result = cli("0", "1", "--root", "nosuch://bucket/x", module="workload.process")
     assert result.returncode == errors.EXIT_CONFIG
-    assert "unknown storage URL scheme 'nosuch'" in error_line(result)
+    assert "unsupported storage URL scheme 'nosuch'" in error_line(result)
 
 
 def test_bad_storage_options_are_not_echoed():

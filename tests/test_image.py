@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from workload import errors
 from workload.generate import generate
 from workload.storage import open_store
 
@@ -124,4 +125,4 @@ def test_wheel_runs_the_image_command_lines(image_venv, tmp_path):
     r = run("-m", "workload", "verify")
     assert r.returncode == 0, r.stderr
     r = run("process.py", "9", "1")
-    assert r.returncode == 64 and "file_number 9 is beyond level 1" in r.stderr
+    assert r.returncode == errors.EXIT_USAGE and "file_number 9 is beyond level 1" in r.stderr

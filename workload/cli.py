@@ -8,18 +8,22 @@ People: workload generate | process | merge | run | verify
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from . import errors, progress
 from .errors import EXIT_DATA, UsageError, WorkloadError, redact
 from .metrics import emit, log
 from .settings import OPS, Settings, parse_storage_options
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 ok, 64 bad arguments, 65 bad input data, 75 transient storage failure "
-    "(retry), 77 access denied, 78 bad configuration"
+    f"exit codes: 0 ok, {errors.EXIT_USAGE} bad arguments, {errors.EXIT_DATA} bad input data, "
+    f"{errors.EXIT_INTERNAL} internal error, {errors.EXIT_NO_SPACE} no space for an output, "
+    f"{errors.EXIT_TRANSIENT} transient storage failure (the only one worth a retry), "
+    f"{errors.EXIT_PERMISSION} access denied, {errors.EXIT_CONFIG} bad configuration"
 )
 
 
@@ -39,6 +43,24 @@ def _integer(name: str, minimum: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _number(name: str, minimum: float = 0.0) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise UsageError(f"{name} must be a finite number >= {minimum:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _folder_exists(flag: str, path: str | None) -> None:
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UsageError(f"{flag} {path!r}: its folder does not exist")
 
 
 def _pod_options(p: argparse.ArgumentParser) -> None:
@@ -74,7 +96,7 @@ def _guard(fn: Callable[[], int | None]) -> int:
     except Exception as exc:  # a bug, not bad input: keep the trace, but never a secret
         log(redact(traceback.format_exc()) if os.environ.get("WORKLOAD_DEBUG") else "")
         log(f"error: internal failure: {redact(f'{type(exc).__name__}: {exc}')}")
-        return 70
+        return errors.EXIT_INTERNAL
 
 
 def exit_now(code: int) -> None:
@@ -133,6 +155,7 @@ def process_main(
         file_number, level = _pod_numbers(args)
         settings = _settings(args)
         log(settings.describe())
+        progress.arm(settings.stall_seconds, errors.EXIT_TRANSIENT)
         emit(process(settings, file_number, level), settings.metrics_file)
 
     return _guard(go)
@@ -149,6 +172,11 @@ def merge_parser(prog: str = "python -m workload.merge") -> argparse.ArgumentPar
     p.add_argument("count", type=_integer("count"), help="how many files to read")
     p.add_argument("--level", type=_integer("--level"), help="level to read (default: deepest)")
     p.add_argument("--summary-file", help="also write result/summary.json's content here")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="allow first/count to cover only part of the level (the result is partial)",
+    )
     _pod_options(p)
     return p
 
@@ -158,9 +186,13 @@ def merge_main(argv: Sequence[str] | None = None, prog: str = "python -m workloa
         from .merge import merge
 
         args = merge_parser(prog).parse_args(argv)
+        _folder_exists("--summary-file", args.summary_file)
         settings = _settings(args)
         log(settings.describe())
-        record = merge(settings, args.first, args.count, args.level, args.summary_file)
+        progress.arm(settings.stall_seconds, errors.EXIT_TRANSIENT)
+        record = merge(
+            settings, args.first, args.count, args.level, args.summary_file, partial=args.partial
+        )
         emit(record, settings.metrics_file)
 
     return _guard(go)
@@ -180,11 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     g = sub.add_parser("generate", help="write deterministic sample input under ROOT/l1")
     g.add_argument("--root", default=None)
-    g.add_argument("--files", type=_integer("--files"), default=local.DEFAULT_FILES)
-    g.add_argument("--rows", type=_integer("--rows"), default=local.DEFAULT_ROWS, help="per file")
-    g.add_argument("--keys", type=_integer("--keys"), default=local.DEFAULT_KEYS)
-    g.add_argument("--seed", type=_integer("--seed"), default=0)
-    g.add_argument("--skew", type=float, default=0.0, help="Zipf exponent of key popularity")
+    g.add_argument("--files", type=_integer("--files", 1), default=local.DEFAULT_FILES)
+    g.add_argument(
+        "--rows", type=_integer("--rows", 0), default=local.DEFAULT_ROWS, help="per file"
+    )
+    g.add_argument("--keys", type=_integer("--keys", 1), default=local.DEFAULT_KEYS)
+    g.add_argument("--seed", type=_integer("--seed", 0), default=0)
+    g.add_argument(
+        "--skew", type=_number("--skew"), default=0.0, help="Zipf exponent of key popularity"
+    )
     g.add_argument("--storage-options")
 
     sub.add_parser(
@@ -196,17 +232,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="run the whole tree locally, then verify")
     _pod_options(r)
-    r.add_argument("--files", type=_integer("--files"), default=local.DEFAULT_FILES)
-    r.add_argument("--rows", type=_integer("--rows"), default=local.DEFAULT_ROWS, help="per file")
-    r.add_argument("--keys", type=_integer("--keys"), default=local.DEFAULT_KEYS)
-    r.add_argument("--seed", type=_integer("--seed"), default=0)
-    r.add_argument("--workers", type=_integer("--workers"), default=2)
+    r.add_argument("--files", type=_integer("--files", 1), default=local.DEFAULT_FILES)
+    r.add_argument(
+        "--rows", type=_integer("--rows", 0), default=local.DEFAULT_ROWS, help="per file"
+    )
+    r.add_argument("--keys", type=_integer("--keys", 1), default=local.DEFAULT_KEYS)
+    r.add_argument("--seed", type=_integer("--seed", 0), default=0)
+    r.add_argument("--workers", type=_integer("--workers", 1), default=2)
     r.add_argument(
         "--levels",
-        type=_integer("--levels"),
+        type=_integer("--levels", 1),
         help="process levels (default: reduce until at most --final-fan-in files remain)",
     )
-    r.add_argument("--final-fan-in", type=_integer("--final-fan-in"), default=None)
+    r.add_argument("--final-fan-in", type=_integer("--final-fan-in", 1), default=None)
     r.add_argument("--regenerate", action="store_true")
 
     v = sub.add_parser("verify", help="check ROOT/result against the generator's manifest")

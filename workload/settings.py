@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, redact, register_secrets
+from .errors import ConfigError, UsageError, redact, register_secrets
 
 ENV_PREFIX = "WORKLOAD_"
 OPS = ("merge", "aggregate")
@@ -29,6 +30,11 @@ class Settings:
     row_group_rows: int = 262_144
     # Bytes fetched per ranged GET when reading from an object store (one coalesced window).
     read_window: int = 32 * 2**20
+    # A pod gives up (exit 75) after this many seconds without progress from its storage.
+    stall_seconds: float = 120.0
+    # A temporary or multipart upload left by a dead writer of the same output is removed once
+    # it is this old (and, for temporaries, no live process holds its lock).
+    stale_seconds: float = 300.0
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -50,13 +56,33 @@ class Settings:
             raise ConfigError(f"fan-in must be >= 2, got {self.fan_in}")
         for name in ("batch_rows", "row_group_rows", "read_window"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{_env(name)} must be >= 1, got {getattr(self, name)}")
+        for name in ("stall_seconds", "stale_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{_env(name)} must be a number >= 0, got {value}")
+        if self.metrics_file:
+            folder = os.path.dirname(os.path.abspath(self.metrics_file))
+            if not os.path.isdir(folder):
+                raise UsageError(f"--metrics-file {self.metrics_file!r}: no folder {folder!r}")
+        if not isinstance(self.storage_options, dict):
+            raise ConfigError("storage options must be a JSON object")
         register_secrets(self.storage_options)
+
+    def store(self):
+        """The Store of `root`, with these settings' storage options."""
+        from .storage import open_store
+
+        return open_store(self.root, self.storage_options, stale_seconds=self.stale_seconds)
 
     def describe(self) -> str:
         shown = dataclasses.asdict(self)
         shown["storage_options"] = {k: "***" for k in self.storage_options}
         return redact("settings " + json.dumps(shown, sort_keys=True))
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper()
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:
@@ -68,10 +94,13 @@ def _parse(name: str, kind: Any, raw: str) -> Any:
                 raise ValueError("not a JSON object")
             return value
         if kind.startswith("int"):
-            return int(raw)
-    except ValueError as exc:
-        shown = "<hidden>" if "dict" in kind else repr(raw)
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={shown} is not valid: {exc}") from None
+            return int(raw, 10)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        shown = "<hidden: not a JSON object>" if "dict" in kind else repr(raw)
+        want = kind.split(" ")[0]
+        raise ConfigError(f"{_env(name)}={shown} is not a valid {want}") from None
     return raw
 
 

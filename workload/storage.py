@@ -1,77 +1,143 @@
 """Storage by URL: a local path or file:// (a NAS mount is a local path), s3:// or oss://.
 
-Reads go through Arrow's native filesystem where one exists (local, S3) and fsspec otherwise
-(ossfs). On object stores a Parquet file is read through a read-ahead window: one ranged GET
-fetches `read_window` bytes (32 MiB by default), so a file costs one GET for its footer plus about
-one GET per 32 MiB, and memory per open input stays at one window whatever the file's size.
+Reads: a local file through Arrow's native filesystem; an object through ranged GETs whose true
+length is checked (s3fs, ossfs), behind a read-ahead window: one GET fetches `read_window` bytes
+(32 MiB by default), so a file costs one GET for its footer plus about one per 32 MiB, and memory
+per open input stays at one window whatever the file's size. Arrow's native S3 reader is not
+used for data: behind a proxy that sent a short body it returned a buffer of the requested size
+with a zero tail and no error (tests/test_fault_proxy.py shows it). Every Parquet page that
+carries a CRC is verified as it is decoded.
 
 Writes are atomic and whole: the file is written to a temporary name (beside the target on a
 local path, in TMPDIR for an object store) and only a complete file is renamed or uploaded. Uploads
 are single PUTs or completed multipart uploads (s3fs, ossfs `put_file`), never ossfs's
-`open("wb")`, which uses AppendObject and leaves a half-written object visible to readers.
+`open("wb")`, which uses AppendObject and leaves a half-written object visible to readers. A
+temporary is held under an exclusive lock (flock) while its writer lives, so the next writer of
+the same output can tell a dead writer's leftovers from a live copy's and remove only those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import glob
+import hashlib
+import inspect
 import json
 import os
 import posixpath
+import stat
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, DataError, WorkloadError, classify_storage, redact
+from . import progress
+from .errors import (
+    ConfigError,
+    DamagedInput,
+    DataError,
+    TransientError,
+    WorkloadError,
+    classify_storage,
+    redact,
+    register_secret,
+)
 
 _BACKENDS = {"s3": "s3", "s3a": "s3", "oss": "oss"}
+SCHEMES = ("file", "s3", "s3a", "oss")
+# A short body is re-requested this many times before the store is declared flaky (75).
+SHORT_READ_ATTEMPTS = 3
+# Time-outs for each S3 request; a stalled store is also caught by the pod's watchdog
+# (progress.py). botocore's defaults (60 s read time-out, legacy retries) under s3fs's own five
+# retries held a pod about 420 s on a store that accepted connections and never answered.
+S3_CONFIG = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 3}}
+
+
+@dataclass
+class Output:
+    """A temporary local file for one output; size and sha256 are set once it is published."""
+
+    path: str
+    size: int = 0
+    sha256: str = ""
 
 
 class Store:
     """A root URL and the filesystems that reach it. Paths given to methods are relative."""
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None):
+    def __init__(self, url: str, options: dict[str, Any] | None = None, *, stale_seconds=300.0):
         self.url = url.rstrip("/") or url
+        self.stale_seconds = stale_seconds
         options = dict(options or {})
         protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
         self.protocol = protocol
+        if protocol not in SCHEMES:
+            raise ConfigError(
+                f"unsupported storage URL scheme {protocol!r} in {self}; "
+                f"expected a path or one of {', '.join(s + '://' for s in SCHEMES)}"
+            )
         if protocol == "file":
             path = url.split("://", 1)[1] if "://" in url else url
+            if options:
+                raise ConfigError(f"unknown storage option(s) for a local path: {sorted(options)}")
             self.fs = fsspec.filesystem("file")
             self.root = os.path.abspath(path)
-            self.arrow_fs: pafs.FileSystem | None = pafs.LocalFileSystem()
+            self.bucket = None
+            self.arrow_fs = pafs.LocalFileSystem()
             return
+        parts = urlsplit(url)
+        for secret in (parts.username, parts.password):  # s3://KEY:SECRET@bucket/...
+            register_secret(unquote(secret or ""))
+            register_secret(secret or "")
         if protocol in ("s3", "s3a"):
             self._s3_env(options)
-        elif protocol == "oss":
+        else:
             self._oss_env(options)
+        cls = self._backend_class(protocol)
+        _check_options(cls, options, protocol)
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad storage options or URL {self}: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise classify_storage(exc, str(self)) from None
+        self.root = self.root.rstrip("/")
+        self.bucket = self.root.split("/", 1)[0]
+        if protocol in ("s3", "s3a"):
+            self.fs.retries = 2  # s3fs's own loop around botocore's (default 5)
+
+    @staticmethod
+    def _backend_class(protocol: str) -> type:
+        try:
+            return fsspec.get_filesystem_class(protocol)
         except ImportError:
             extra = _BACKENDS.get(protocol, protocol)
             raise ConfigError(
                 f"{protocol}:// needs an optional backend: pip install 'workload[{extra}]'"
             ) from None
-        except ValueError as exc:
-            if "protocol" in str(exc).lower():
-                raise ConfigError(f"unknown storage URL scheme {protocol!r} in {self}") from None
-            raise ConfigError(f"bad storage URL {self}: {exc}") from None
-        except Exception as exc:
-            raise classify_storage(exc, str(self)) from None
-        self.root = self.root.rstrip("/")
-        self.arrow_fs = _arrow_s3(options) if protocol in ("s3", "s3a") else None
 
     @staticmethod
     def _s3_env(options: dict[str, Any]) -> None:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint and "endpoint_url" not in options:
             options["endpoint_url"] = endpoint
+        config = dict(options.get("config_kwargs") or {})
+        for name, value in S3_CONFIG.items():
+            config.setdefault(name, value)
+        if os.environ.get("AWS_MAX_ATTEMPTS"):  # botocore's own variable wins over ours
+            config.pop("retries")
+        options["config_kwargs"] = config
 
     @staticmethod
     def _oss_env(options: dict[str, Any]) -> None:
@@ -101,49 +167,75 @@ class Store:
         return redact(f"{self.url}/{rel}")
 
     # -- metadata -------------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _call(self, rel: str, fn: Callable[[], Any], *, writing: bool = False) -> Any:
         try:
             return fn()
         except WorkloadError:
             raise
         except Exception as exc:
-            raise classify_storage(exc, what) from None
+            raise classify_storage(
+                exc, self.describe(rel), bucket=self.bucket, writing=writing
+            ) from None
 
     def exists(self, rel: str) -> bool:
-        return self._call(self.describe(rel), lambda: self.fs.exists(self.path(rel)))
+        return self._call(rel, lambda: self.fs.exists(self.path(rel)))
 
     def size(self, rel: str) -> int:
-        return self._call(self.describe(rel), lambda: self.fs.size(self.path(rel)))
+        return self._call(rel, lambda: self.fs.size(self.path(rel)))
+
+    def identity(self, rel: str) -> tuple:
+        """What tells two versions of an object apart: (size, ETag) or (size, mtime)."""
+        if self.is_local:
+            st = self._call(rel, lambda: os.stat(self.path(rel)))
+            if stat.S_ISDIR(st.st_mode):
+                raise DataError(
+                    f"wrong layout: {self.describe(rel)} is a directory, expected a file"
+                )
+            return st.st_size, st.st_mtime_ns
+        info = self._call(rel, lambda: self.fs.info(self.path(rel)))
+        if info.get("type") == "directory":
+            raise DataError(f"wrong layout: {self.describe(rel)} is a directory, expected a file")
+        etag = info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
+        return int(info["size"]), str(etag)
 
     def listdir(self, rel: str = "") -> list[str]:
         """Names directly under `rel`; empty when it does not exist."""
+        full = self.path(rel)
 
         def names() -> list[str]:
+            if self.is_local:
+                if os.path.isfile(full):
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", full)
+                return sorted(os.listdir(full)) if os.path.isdir(full) else []
             try:
-                entries = self.fs.ls(self.path(rel), detail=False, refresh=True)
+                entries = self.fs.ls(full, detail=False, refresh=True)
             except FileNotFoundError:
                 return []
             except TypeError:  # filesystems without a refresh option
-                entries = self.fs.ls(self.path(rel), detail=False)
+                entries = self.fs.ls(full, detail=False)
             return sorted(posixpath.basename(e.rstrip("/")) for e in entries)
 
-        return self._call(self.describe(rel), names)
+        return self._call(rel, names)
 
     def read_bytes(self, rel: str) -> bytes:
-        return self._call(self.describe(rel), lambda: self.fs.cat_file(self.path(rel)))
+        return self._call(rel, lambda: self._cat(self.path(rel)))
+
+    def _cat(self, full: str) -> bytes:
+        if self.is_local:
+            with open(full, "rb") as f:
+                return f.read()
+        return self.fs.cat_file(full)
 
     def read_json(self, rel: str, missing: Any = ...) -> Any:
         """The parsed JSON at `rel`; `missing` when it does not exist, if given.
 
         One GET rather than exists() + GET: on ossfs an exists() costs two or three requests."""
         try:
-            data = self.fs.cat_file(self.path(rel))
-        except FileNotFoundError:
-            if missing is ...:
-                raise DataError(f"missing {self.describe(rel)}") from None
+            data = self.read_bytes(rel)
+        except DataError as exc:
+            if missing is ... or not str(exc).startswith("missing"):
+                raise
             return missing
-        except Exception as exc:
-            raise classify_storage(exc, self.describe(rel)) from None
         try:
             return json.loads(data)
         except ValueError:
@@ -157,105 +249,142 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 if self.fs.isdir(full):
                     self.fs.rm(full, recursive=True)
-                elif self.fs.exists(full):
+                elif self.is_local or self.fs.exists(full):
                     self.fs.rm(full)
 
-        self._call(self.describe(rel), rm)
+        self._call(rel, rm, writing=True)
 
     # -- atomic writes --------------------------------------------------------------------
     @contextlib.contextmanager
-    def output(self, rel: str) -> Iterator[str]:
-        """Yield a local path to write `rel` to; publish it only if the block succeeds."""
+    def output(self, rel: str, *, digest: bool = False) -> Iterator[Output]:
+        """Yield a local temporary to write `rel` to; publish it only if the block succeeds.
+
+        Before the temporary is made, the leftovers of dead writers of the same output (their
+        temporaries, their incomplete multipart uploads) are removed."""
         final = self.path(rel)
         if self.is_local:
             folder = os.path.dirname(final)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{os.path.basename(final)}.{uuid.uuid4().hex}.tmp")
+            self._call(rel, lambda: _make_folder(folder), writing=True)
+            if os.path.isdir(final):
+                raise DataError(f"wrong layout: output {self.describe(rel)} is a directory")
+            prefix = os.path.join(folder, f".{os.path.basename(final)}.")
         else:
-            fd, tmp = tempfile.mkstemp(prefix="workload-", suffix=".tmp")
-            os.close(fd)
+            name = hashlib.sha256(f"{self.url}/{rel}".encode()).hexdigest()[:16]
+            prefix = os.path.join(tempfile.gettempdir(), f"workload-{name}.")
+            self._abort_stale_uploads(rel)
+        remove_stale(prefix + "*.tmp", self.stale_seconds)
+        tmp = f"{prefix}{uuid.uuid4().hex}.tmp"
+        lock = self._call(rel, lambda: _locked_file(tmp), writing=True)
+        out = Output(tmp)
         try:
-            yield tmp
+            yield out
+            out.size = os.path.getsize(tmp)
+            if digest:
+                out.sha256 = file_sha256(tmp)
             if self.is_local:
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())  # a NAS must have the bytes before the name exists
-                os.replace(tmp, final)
+
+                def publish() -> None:
+                    with open(tmp, "rb+") as f:
+                        os.fsync(f.fileno())  # a NAS must have the bytes before the name exists
+                    os.replace(tmp, final)
+
+                self._call(rel, publish, writing=True)
             else:
-                self._call(self.describe(rel), lambda: self._upload(tmp, final))
+                self._call(rel, lambda: self._upload(tmp, final), writing=True)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+            os.close(lock)
 
     def _upload(self, local: str, final: str) -> None:
         """One whole object: a single PUT, or a multipart upload completed only at the end."""
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"callback": progress.UploadCallback(final)}
         if self.protocol in ("s3", "s3a"):
             # s3fs defaults to 50 MiB parts, ten in flight: up to 500 MB of buffers for one
             # upload. Two 16 MiB parts in flight keep a pod's memory flat.
             size = os.path.getsize(local)
-            extra = {"chunksize": max(16 * 2**20, -(-size // 10_000)), "max_concurrency": 2}
+            extra.update(chunksize=max(16 * 2**20, -(-size // 10_000)), max_concurrency=2)
         elif self.protocol == "oss":
             import oss2
             from ossfs.base import SIMPLE_TRANSFER_THRESHOLD
 
+            extra.pop("callback")  # ossfs's put_file takes no fsspec callback
             if os.path.getsize(local) >= SIMPLE_TRANSFER_THRESHOLD:
                 # oss2 keeps resumable-upload checkpoints under $HOME by default, which a
-                # non-root pod may not be able to write.
-                extra["store"] = oss2.ResumableStore(root=tempfile.gettempdir())
+                # non-root pod may not be able to write; a private folder goes with the upload.
+                with tempfile.TemporaryDirectory(prefix="workload-oss-") as store:
+                    self.fs.put_file(local, final, store=oss2.ResumableStore(root=store))
+                return
         self.fs.put_file(local, final, **extra)
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        with self.output(rel) as tmp, open(tmp, "wb") as f:
-            f.write(data)
+    def _abort_stale_uploads(self, rel: str) -> None:
+        """Abort incomplete multipart uploads of this output's key that a dead writer left
+        (initiated more than stale_seconds ago; a live copy's upload is younger). S3 only:
+        README names the bucket lifecycle rule that covers the rest."""
+        if self.protocol not in ("s3", "s3a"):
+            return
+        key = self.path(rel).split("/", 1)[1]
 
-    def write_json(self, rel: str, value: Any) -> None:
-        self.write_bytes(rel, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+        def abort() -> None:
+            listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=key)
+            cutoff = time.time() - self.stale_seconds
+            for upload in listing.get("Uploads", []):
+                if upload["Key"] == key and upload["Initiated"].timestamp() <= cutoff:
+                    self.fs.call_s3(
+                        "abort_multipart_upload",
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload["UploadId"],
+                    )
+
+        self._call(rel, abort, writing=True)
+
+    def write_bytes(self, rel: str, data: bytes, *, digest: bool = False) -> Output:
+        with self.output(rel, digest=digest) as out, open(out.path, "wb") as f:
+            f.write(data)
+        return out
+
+    def write_json(self, rel: str, value: Any) -> Output:
+        return self.write_bytes(rel, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
     # -- Parquet input --------------------------------------------------------------------
-    def open_parquet(self, rel: str, window: int) -> Shard:
+    def open_parquet(self, rel: str, window: int) -> ParquetInput:
         what = self.describe(rel)
+        identity = self.identity(rel)  # also: absent, a directory, no access
         full = self.path(rel)
+        reader = None
         if self.is_local:
-            try:
-                source: Any = self.arrow_fs.open_input_file(full)  # type: ignore[union-attr]
-            except FileNotFoundError:
-                raise DataError(f"missing input {what}") from None
-            except OSError as exc:
-                raise classify_storage(exc, what) from None
-            reader = None
+            source: Any = self._call(rel, lambda: self.arrow_fs.open_input_file(full))
+            size = source.size()
         else:
-            fetch, size = self._ranged(full, what)
-            reader = WindowReader(fetch, size, window, what)
+            size = identity[0]
+            reader = WindowReader(self._ranged(full), size, window, what)
             source = pa.PythonFile(reader, mode="r")
         try:
-            size = reader.size() if reader else source.size()
-            return Shard(pq.ParquetFile(source, pre_buffer=False), what, reader, size)
+            file = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise reader.error if reader and reader.error else _bad_parquet(what, exc) from None
+            if reader is not None and reader.error is not None:
+                raise reader.error from None
+            raise damaged(what, identity, exc) from None
+        return ParquetInput(file, what, reader, size, identity)
 
-    def _ranged(self, full: str, what: str) -> tuple[Callable[[int, int], bytes], int]:
-        if self.arrow_fs is not None:
-            handle = self._call(what, lambda: self.arrow_fs.open_input_file(full))
-            return (lambda start, end: handle.read_at(end - start, start)), handle.size()
-        size = self._call(what, lambda: self.fs.size(full))
+    def _ranged(self, full: str) -> Callable[[int, int], bytes]:
         if self.protocol == "oss":
             # ossfs 2025.5 treats range ends as inclusive (fsspec/ossfs#166), and its cat_file
             # omits OSS's "standard" range behaviour, so a range ending at the object's end
             # returns the whole object. get_object sends that header; asking for one byte past
             # `end` and slicing is right whether or not a release makes the end exclusive.
-            def fetch(start: int, end: int) -> bytes:
-                return self.fs.get_object(full, start, end)[: end - start]
-
-            return fetch, size
-        return (lambda start, end: self.fs.cat_file(full, start=start, end=end)), size
+            return lambda start, end: self.fs.get_object(full, start, end)[: end - start]
+        return lambda start, end: self.fs.cat_file(full, start=start, end=end)
 
 
 class WindowReader:
     """A read-only file object over ranged fetches, with a read-ahead window.
 
     Sequential reads (how a Parquet reader walks row groups and column chunks) hit the window;
-    a miss fetches the next `window` bytes in one request. Counts requests and bytes.
-    """
+    a miss fetches the next `window` bytes in one request. A response shorter than asked for is
+    asked for again (SHORT_READ_ATTEMPTS in all), then reported as a flaky store. Counts
+    requests and bytes."""
 
     def __init__(self, fetch: Callable[[int, int], bytes], size: int, window: int, what: str):
         self._fetch, self._size, self._window, self._what = fetch, size, window, what
@@ -307,24 +436,33 @@ class WindowReader:
 
     def _load(self, start: int, end: int) -> None:
         self._buf = memoryview(b"")  # let the old window go before the new one arrives
-        try:
-            data = self._fetch(start, end)
-        except Exception as exc:
-            self.error = classify_storage(exc, self._what)
-            raise self.error from None
-        if len(data) != end - start:
-            self.error = DataError(f"short read from {self._what}: object changed while reading")
-            raise self.error
-        self.requests += 1
-        self.bytes += len(data)
-        self._buf, self._buf_start = memoryview(data), start
+        for _ in range(SHORT_READ_ATTEMPTS):
+            progress.tick(self._what)
+            try:
+                data = self._fetch(start, end)
+            except Exception as exc:
+                self.error = classify_storage(exc, self._what)
+                raise self.error from None
+            self.requests += 1
+            self.bytes += len(data)
+            if len(data) == end - start:
+                self._buf, self._buf_start = memoryview(data), start
+                progress.tick(self._what)
+                return
+        self.error = TransientError(
+            f"short read from {self._what}: asked for bytes {start}..{end - 1}, got "
+            f"{len(data)} bytes, {SHORT_READ_ATTEMPTS} times"
+        )
+        raise self.error
 
 
-class Shard:
-    """One Parquet input: its schema, row count, and a batch stream that classifies failures."""
+class ParquetInput:
+    """One open Parquet input: its schema, row count, and a batch stream that classifies
+    failures (a storage failure as the store's, a page that does not check out as damage)."""
 
-    def __init__(self, file: pq.ParquetFile, what: str, reader: WindowReader | None, size: int):
+    def __init__(self, file, what: str, reader: WindowReader | None, size: int, identity: tuple):
         self.file, self.what, self._reader, self.size = file, what, reader, size
+        self.identity = identity
         self.schema = file.schema_arrow
         self.rows = file.metadata.num_rows
 
@@ -337,49 +475,117 @@ class Shard:
         return self._reader.bytes if self._reader else self.size
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        rows = 0
         try:
             for batch in self.file.iter_batches(batch_size=batch_rows, use_threads=False):
+                rows += batch.num_rows
                 if batch.num_rows:
                     yield batch
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             if self._reader is not None and self._reader.error is not None:
                 raise self._reader.error from None
-            raise _bad_parquet(self.what, exc) from None
+            raise damaged(self.what, self.identity, exc) from None
+        if rows != self.rows:
+            raise DamagedInput(
+                f"{self.what} is damaged: its footer promises {self.rows} rows, its pages "
+                f"hold {rows}",
+                self.what,
+                self.identity,
+            )
 
 
-def _bad_parquet(what: str, exc: BaseException) -> WorkloadError:
-    if isinstance(exc, FileNotFoundError):
-        return DataError(f"missing input {what}")
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DataError(f"{what} is not a readable Parquet file (truncated or corrupt?): {first}")
+def damaged(what: str, identity: tuple, exc: BaseException) -> WorkloadError:
+    """A read that failed inside the Parquet reader: an OS-level failure keeps its class; any
+    other failure means the bytes did not check out (page CRC, footer, decoding)."""
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        return classify_storage(exc, what)
+    kind = type(exc).__name__
+    return DamagedInput(
+        f"{what} is not a readable Parquet file (damaged or truncated: {kind})", what, identity
+    )
 
 
-def _arrow_s3(options: dict[str, Any]) -> pafs.S3FileSystem:
-    """Arrow's native S3 client configured like s3fs: options first, then the AWS variables."""
-    client = options.get("client_kwargs") or {}
-    endpoint = options.get("endpoint_url") or client.get("endpoint_url")
-    kwargs: dict[str, Any] = {
-        "region": options.get("region")
-        or client.get("region_name")
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-east-1",
-        "connect_timeout": 10,
-        "request_timeout": 60,
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
-    }
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs["endpoint_override"] = host.rstrip("/") if host else scheme
-        kwargs["scheme"] = scheme if host else "https"
-    if options.get("key") or options.get("secret"):
-        kwargs["access_key"] = options.get("key")
-        kwargs["secret_key"] = options.get("secret")
-        kwargs["session_token"] = options.get("token")
-    if options.get("anon"):
-        kwargs["anonymous"] = True
-    return pafs.S3FileSystem(**kwargs)
+def reread_once(pod: Callable[[], Any]) -> Any:
+    """Run a pod's body; when an input's bytes do not check out, run it once more.
+
+    The first failure may be a bad transfer (a proxy or a flaky link that damaged bytes in
+    flight); a second failure of the same input, unchanged, is damaged data (66). A changed
+    object is a race with its writer (75)."""
+    from .metrics import log
+
+    try:
+        return pod()
+    except DamagedInput as first:
+        log(f"warning: {first}; reading again once")
+        try:
+            return pod()
+        except DamagedInput as second:
+            if second.what == first.what and second.identity != first.identity:
+                raise TransientError(f"{second.what} changed while it was read") from None
+            raise DataError(str(second)) from None
 
 
-def open_store(url: str, options: dict[str, Any] | None = None) -> Store:
-    return Store(url, options)
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remove_stale(pattern: str, stale_seconds: float) -> None:
+    """Remove temporaries matching `pattern` whose writer is gone: no process holds their lock
+    and they are older than `stale_seconds` (the age guards volumes whose locks are local to
+    one node, such as some FUSE mounts)."""
+    cutoff = time.time() - stale_seconds
+    for path in glob.glob(pattern):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live writer holds it
+        try:
+            if os.fstat(fd).st_mtime <= cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        finally:
+            os.close(fd)
+
+
+def _make_folder(folder: str) -> None:
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", folder)
+
+
+def _locked_file(path: str) -> int:
+    """Create `path` and hold an exclusive lock on it for as long as the writer lives."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _check_options(cls: type, options: dict[str, Any], protocol: str) -> None:
+    """Refuse storage options the backend does not take (fsspec would pass them on and fail
+    later, or ignore them)."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        accepted |= {
+            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+    accepted |= {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"}
+    unknown = sorted(set(options) - accepted - {"self"})
+    if unknown:
+        raise ConfigError(f"unknown storage option(s) for {protocol}://: {', '.join(unknown)}")
+
+
+def open_store(url: str, options: dict[str, Any] | None = None, **kwargs) -> Store:
+    return Store(url, options, **kwargs)

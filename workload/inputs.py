@@ -1,0 +1,87 @@
+"""What both pods read: how many input files there are, and their opened, schema-checked inputs.
+
+The count of level-1 files comes from the generator's manifest (validated: a manifest that
+undercounts would make the tree silently leave data out) or, without one, from a listing of l1
+whose names must run 0..N-1 without a gap.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import layout, schema
+from .errors import DataError
+from .storage import ParquetInput, Store
+
+_INPUT_NAME = re.compile(r"(\d+)\.parquet")
+
+
+def check_manifest(manifest: object, where: str) -> dict:
+    """The manifest's shape, checked before anything trusts it."""
+    if not isinstance(manifest, dict):
+        raise DataError(f"{where} is not a JSON object")
+    files = manifest.get("files")
+    if not isinstance(files, int) or isinstance(files, bool) or files < 1:
+        raise DataError(f"{where}: 'files' must be an integer >= 1, got {files!r}")
+    per_file = manifest.get("rows_per_file")
+    if per_file is not None and (
+        not isinstance(per_file, list)
+        or len(per_file) != files
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in per_file)
+    ):
+        raise DataError(f"{where}: 'rows_per_file' must list {files} row counts >= 0")
+    return manifest
+
+
+def read_manifest(store: Store) -> dict | None:
+    manifest = store.read_json(layout.MANIFEST, missing=None)
+    return None if manifest is None else check_manifest(manifest, store.describe(layout.MANIFEST))
+
+
+def input_files(store: Store, manifest: dict | None = None) -> int:
+    """Files at level 1: from the manifest, else by listing l1 (names 0..N-1, no gap). Deeper
+    levels follow from the fan-in (layout.files_at)."""
+    if manifest is not None:
+        return manifest["files"]
+    numbers = sorted(
+        int(m.group(1)) for n in store.listdir("l1") if (m := _INPUT_NAME.fullmatch(n))
+    )
+    if not numbers:
+        raise DataError(f"no input files under {store.describe('l1')}")
+    for expected, found in enumerate(numbers):
+        if found != expected:
+            raise DataError(
+                f"missing input {store.describe(layout.shard(1, expected))}: l1 holds "
+                f"{len(numbers)} files numbered up to {numbers[-1]}"
+            )
+    return len(numbers)
+
+
+def check_no_extra_input(store: Store, files: int) -> None:
+    """The manifest's count is the whole input: no file numbered `files` exists. One request,
+    made by the last pod of level 1 (and by a final pod that reads level 1)."""
+    rel = layout.shard(1, files)
+    if store.exists(rel):
+        raise DataError(
+            f"{store.describe(layout.MANIFEST)} says {files} files but "
+            f"{store.describe(rel)} exists: the manifest undercounts the input"
+        )
+
+
+def open_inputs(
+    store: Store, rels: list[str], window: int, expected: str | None
+) -> list[ParquetInput]:
+    """Open every input (footers only) and check its schema before anything is written."""
+    opened = [store.open_parquet(rel, window) for rel in rels]
+    kinds = {s.what: schema.kind_of(s.schema) for s in opened}
+    first = opened[0]
+    for s in opened:
+        kind = kinds[s.what]
+        if kind is None or (expected and kind != expected) or kind != kinds[first.what]:
+            want = expected or kinds[first.what] or "events"
+            shape = schema.EVENTS if want == "events" else schema.PARTIALS
+            raise DataError(
+                f"schema drift: {s.what} has ({schema.describe(s.schema)}); "
+                f"expected {want} ({schema.describe(shape)})"
+            )
+    return opened
