@@ -277,7 +277,10 @@ class Store:
         lock = self._call(rel, lambda: _locked_file(tmp), writing=True)
         out = Output(tmp)
         try:
-            yield out
+            try:
+                yield out
+            except OSError as exc:  # writing the temporary: a full disk, a lost mount, ...
+                raise classify_storage(exc, self.describe(rel), writing=True) from None
             out.size = os.path.getsize(tmp)
             if digest:
                 out.sha256 = file_sha256(tmp)
