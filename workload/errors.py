@@ -56,6 +56,10 @@ class DataError(WorkloadError):
     exit_code = EXIT_DATA
 
 
+class Missing(DataError):
+    """The object or file does not exist."""
+
+
 class DamagedInput(DataError):
     """An input's bytes did not check out: a page checksum, the footer, or decoding failed.
 
@@ -180,6 +184,7 @@ _TRANSIENT_CLASSES = {
         "HTTPClientError",  # EndpointConnectionError, ConnectTimeout, ReadTimeout, closed, ...
         "IncompleteReadError",
         "ResponseStreamingError",
+        "FlexibleChecksumError",  # the response's CRC did not match: damaged in flight
         "ConnectionError",
     ),
     "aiohttp": ("ClientConnectionError", "ClientPayloadError", "ServerTimeoutError"),
@@ -233,7 +238,7 @@ def _from_code(code: str, status: int, what: str, bucket: str | None, writing: b
     if code in _CODE_PERMISSION or status in (401, 403):
         return PermissionDenied(f"access denied to {what} ({code or status})")
     if code in _CODE_MISSING or status == 404:
-        return DataError(f"missing {'output folder for' if writing else 'input'} {what}")
+        return Missing(f"missing {'output folder for' if writing else 'input'} {what}")
     if code in _CODE_TRANSIENT or status in (408, 429) or status >= 500 or status < 0:
         # oss2 reports a request that got no reply as status -2 (RequestError)
         return TransientError(f"storage unavailable for {what} ({code or f'HTTP {status}'})")
@@ -244,7 +249,7 @@ def _from_code(code: str, status: int, what: str, bucket: str | None, writing: b
 
 def _from_errno(err: int, what: str, writing: bool):
     if err == errno.ENOENT:
-        return DataError(f"missing {'output folder for' if writing else 'input'} {what}")
+        return Missing(f"missing {'output folder for' if writing else 'input'} {what}")
     if err == errno.EISDIR:
         return DataError(f"wrong layout: {what} is a directory, expected a file")
     if err == errno.ENOTDIR:
