@@ -4,7 +4,9 @@ No Kubernetes in the tests: `expand` reads a Workflow or WorkflowTemplate the wa
 controller does, for the subset our manifests use (steps, dag and container templates,
 withSequence, withItems, `{{...}}` and `{{=expr}}`), and raises ValueError naming anything else.
 `run` starts each pod's exact argv, with the image's WORKDIR, the PVC at /mnt/vol and the output
-parameter files in the pod's private /tmp mapped onto local directories.
+parameter files in the pod's private /tmp mapped onto local directories. `evaluate_condition`
+evaluates a boolean expr-lang expression, such as a retryStrategy.expression, on Argo's semantics
+for the subset the manifests use.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ MOUNT = "/mnt/vol"  # the PVC in the manifests, and the package's default root
 IMAGE_WORKDIR = "/app"  # the image's WORKDIR, holding process.py and merge.py
 TMP = "/tmp/"  # private to each container; output parameter files there get a local directory
 
-# Fields understood; any other is refused. Retries, deadlines, GC, resources and security
-# settings do not change what a pod runs.
+# Fields understood; any other is refused. Retries, failFast, deadlines, GC, resources and
+# security settings do not change what a pod runs.
 _SPEC = {"entrypoint", "templates", "arguments", "volumes", "parallelism", "priority"}
 _SPEC |= {"activeDeadlineSeconds", "podGC", "ttlStrategy", "serviceAccountName"}
 _TEMPLATE = {"name", "inputs", "outputs", "container", "steps", "dag", "parallelism"}
-_TEMPLATE |= {"retryStrategy", "activeDeadlineSeconds", "podSpecPatch", "metadata"}
+_TEMPLATE |= {"retryStrategy", "activeDeadlineSeconds", "podSpecPatch", "metadata", "failFast"}
 _CONTAINER = {"image", "command", "args", "workingDir", "env", "volumeMounts", "name"}
 _CONTAINER |= {"securityContext", "resources", "imagePullPolicy"}
 _STEP = {"name", "template", "arguments", "withSequence", "withItems"}
@@ -59,6 +61,7 @@ class Pod:
     mounts: dict[str, str]  # mountPath -> volume name
     pod_spec_patch: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # output parameter -> path in the pod
+    output_defaults: dict[str, str] = field(default_factory=dict)  # valueFrom.default, if any
 
 
 class PodFailed(RuntimeError):
@@ -190,6 +193,169 @@ def _render(v) -> str:
         return re.sub(r"e-0(\d)$", r"e-\1", repr(v))
     text = format(Decimal(repr(v)), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# -- boolean conditions (expr-lang) ----------------------------------------------------------------
+# Argo evaluates retryStrategy.expression with expr-lang (util/expr/argoexpr/eval.go: EvalBool,
+# the result must be a bool) over its variables and functions (util/expr/env/env.go: asInt is
+# expr's int()). The subset here: string literals in single or double quotes without escapes,
+# integer literals, [lists], dotted variables, asInt()/int(), parentheses, unary !, the binary
+# ==, !=, in, matches (one per operand pair, not chained), then && over ||. Anything else is
+# refused. Precedence as expr's: ! binds tightest, then the comparisons, then &&, then ||.
+_CONDITION_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>'[^'\\]*'|"[^"\\]*")|(?P<int>[0-9]+)"""
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+    r"|(?P<op>\|\||&&|==|!=|[!()\[\],]))"
+)
+_COMPARISONS = ("==", "!=", "in", "matches")
+# Patterns that mean the same to Go's RE2 (regexp.MatchString: a match anywhere) and to Python's
+# re.search: no escapes, no flags or group extensions, no counted repetition.
+_RE2_SUBSET = re.compile(r"[^\\{}]*")
+
+
+def evaluate_condition(expression: str, scope: Mapping[str, str]) -> bool:
+    """A boolean expr-lang expression, as Argo evaluates it; raises ValueError on anything
+    outside the subset, a type Argo would reject at run time, or a non-bool result."""
+    tokens, pos = [], 0
+    source = expression.strip()
+    while pos < len(source):
+        m = _CONDITION_TOKEN.match(source, pos)
+        if not m or m.end() == pos:
+            raise ValueError(
+                f"unsupported expression at {source[pos:].lstrip()!r} in {expression!r}"
+            )
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    parser = _ConditionParser(tokens, expression)
+    tree = parser.disjunction()
+    if parser.i != len(tokens):
+        raise ValueError(f"unsupported expression at {tokens[parser.i][1]!r} in {expression!r}")
+    result = _evaluate(tree, scope)
+    if not isinstance(result, bool):
+        raise ValueError(f"expression {expression!r} gives {result!r}, not a bool")
+    return result
+
+
+class _ConditionParser:
+    def __init__(self, tokens: list[tuple[str, str]], source: str):
+        self.tokens, self.i, self.source = tokens, 0, source
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.tokens) or (expected and self.tokens[self.i][1] != expected):
+            raise ValueError(f"expected {expected or 'more'} in {self.source!r}")
+        self.i += 1
+        return self.tokens[self.i - 1]
+
+    def disjunction(self):
+        node = self.conjunction()
+        while self.peek() == "||":
+            self.take()
+            node = ("||", node, self.conjunction())
+        return node
+
+    def conjunction(self):
+        node = self.comparison()
+        while self.peek() == "&&":
+            self.take()
+            node = ("&&", node, self.comparison())
+        return node
+
+    def comparison(self):
+        node = self.unary()
+        if self.peek() in _COMPARISONS and self.tokens[self.i][0] in ("op", "name"):
+            op = self.take()[1]
+            node = (op, node, self.unary())
+            if self.peek() in _COMPARISONS:
+                raise ValueError(f"chained comparison in {self.source!r}")
+        return node
+
+    def unary(self):
+        if self.peek() == "!":
+            self.take()
+            return ("!", self.unary())
+        return self.primary()
+
+    def primary(self):
+        kind, text = self.take()
+        if kind == "str":
+            return ("const", text[1:-1])
+        if kind == "int":
+            return ("const", _int64(int(text)))
+        if text == "(":
+            node = self.disjunction()
+            self.take(")")
+            return node
+        if text == "[":
+            items = []
+            while self.peek() != "]":
+                items.append(self.disjunction())
+                if self.peek() != "]":
+                    self.take(",")
+            self.take("]")
+            return ("list", items)
+        if kind == "name" and text not in _COMPARISONS:
+            if self.peek() == "(":
+                if text not in ("asInt", "int"):
+                    raise ValueError(f"unsupported function {text!r} in {self.source!r}")
+                self.take("(")
+                arg = self.disjunction()
+                self.take(")")
+                return ("int", arg)
+            return ("var", text)
+        raise ValueError(f"unsupported token {text!r} in {self.source!r}")
+
+
+def _evaluate(node, scope: Mapping[str, str]):
+    op = node[0]
+    if op == "const":
+        return node[1]
+    if op == "var":
+        if node[1] not in scope:
+            raise ValueError(f"unknown variable {node[1]!r} in expression; known: {sorted(scope)}")
+        return scope[node[1]]
+    if op == "list":
+        return [_evaluate(item, scope) for item in node[1]]
+    if op == "int":
+        return _to_int(_evaluate(node[1], scope))
+    if op == "!":
+        return not _boolean(_evaluate(node[1], scope), "!")
+    if op in ("||", "&&"):  # short-circuit, both sides bool
+        left = _boolean(_evaluate(node[1], scope), op)
+        if left == (op == "||"):
+            return left
+        return _boolean(_evaluate(node[2], scope), op)
+    a, b = _evaluate(node[1], scope), _evaluate(node[2], scope)
+    if op == "==":
+        return _equal(a, b)
+    if op == "!=":
+        return not _equal(a, b)
+    if op == "in":
+        if not isinstance(b, list):
+            raise ValueError(f"`in` needs a list on its right, got {b!r}")
+        return any(_equal(a, item) for item in b)
+    if not (isinstance(a, str) and isinstance(b, str)):  # matches
+        raise ValueError(f"`matches` needs strings, got {a!r} matches {b!r}")
+    if not _RE2_SUBSET.fullmatch(b) or "(?" in b:
+        raise ValueError(f"pattern {b!r} is outside the subset RE2 and Python agree on")
+    return re.search(b, a) is not None
+
+
+def _boolean(v, op: str) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{op} needs bools, got {v!r}")
+    return v
+
+
+def _equal(a, b) -> bool:  # expr's runtime.Equal: numbers by value, else same type and value
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
 
 
 # -- expansion ---------------------------------------------------------------------------------
@@ -328,13 +494,24 @@ class _Expansion:
         if undeclared := sorted(set(mounts.values()) - self.volumes):
             raise ValueError(f"template {t['name']!r} mounts undeclared volumes {undeclared}")
         _check(t.get("outputs") or {}, {"parameters"}, f"outputs of {t['name']!r}")
-        outputs = {}
+        outputs, defaults = {}, {}
         for p in (t.get("outputs") or {}).get("parameters") or []:
-            _check(p.get("valueFrom") or {}, {"path"}, f"output {p['name']!r} valueFrom")
+            _check(p.get("valueFrom") or {}, {"path", "default"}, f"output {p['name']!r} valueFrom")
             outputs[p["name"]] = p["valueFrom"]["path"]
+            if "default" in p["valueFrom"]:
+                defaults[p["name"]] = _scalar(p["valueFrom"]["default"], f"output {p['name']!r}")
         argv, workdir = [*c.get("command", []), *c.get("args", [])], c.get("workingDir")
         return Pod(
-            node, t["name"], c["image"], argv, env, workdir, mounts, t.get("podSpecPatch"), outputs
+            node,
+            t["name"],
+            c["image"],
+            argv,
+            env,
+            workdir,
+            mounts,
+            t.get("podSpecPatch"),
+            outputs,
+            defaults,
         )
 
 
@@ -443,11 +620,16 @@ def _prepare(pod: Pod, tmp: Path, volume, env, secrets) -> tuple[list[str], dict
 
 
 def _finish(pod: Pod, code: int, stdout: str, stderr: str, outputs: dict) -> Result:
+    """Argo's output parameters: the file's content without one trailing newline, or the
+    parameter's valueFrom.default when the file is missing (else an executor error)."""
     if code != 0:
         raise PodFailed(pod, code, stderr)
-    if missing := [p for p in outputs.values() if not Path(p).exists()]:
-        raise PodFailed(pod, 0, f"output parameter files missing: {missing}")
-    return Result(pod, stdout, stderr, {k: Path(p).read_text() for k, p in outputs.items()})
+    missing = [k for k, p in outputs.items() if not Path(p).exists()]
+    if undefaulted := [outputs[k] for k in missing if k not in pod.output_defaults]:
+        raise PodFailed(pod, 0, f"output parameter files missing: {undefaulted}")
+    values = {k: pod.output_defaults[k] for k in missing}
+    values |= {k: Path(p).read_text() for k, p in outputs.items() if k not in values}
+    return Result(pod, stdout, stderr, {k: v.removesuffix("\n") for k, v in values.items()})
 
 
 def _subprocess(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) -> Result:

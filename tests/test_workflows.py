@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from workflows import __main__ as cli
-from workflows.build import FORMS, Options, pods_expression
+from workflows.build import FORMS, Options, pods_expression, retry_expression
 from workflows.validate import validate
 
 SHAPES = [
@@ -69,13 +69,19 @@ def test_dag_form_refuses_more_tasks_than_argo_allows():
         FORMS["dag"](Options(files=256))
 
 
-def test_retry_only_transient_failures():
-    doc = FORMS["steps"](Options()).to_dict()
-    for template in doc["spec"]["templates"]:
-        if "container" in template:
-            retry = template["retryStrategy"]
-            assert "asInt(lastRetry.exitCode) == 75" in retry["expression"]
-            assert retry["backoff"]["duration"] == "10s"
+def test_every_pod_template_retries_by_the_same_strategy():
+    """What the expression retries is tested case by case in test_retry_expression.py."""
+    for options in SHAPES:
+        for form in ("steps", "dag", "standalone"):
+            doc = FORMS[form](options).to_dict()
+            pods = [t for t in doc["spec"]["templates"] if "container" in t]
+            assert len(pods) == 2
+            for template in pods:
+                retry = template["retryStrategy"]
+                assert retry["expression"] == retry_expression()
+                assert retry["retryPolicy"] == "Always"
+                assert retry["limit"] == "{{workflow.parameters.retries}}"
+                assert retry["backoff"] == {"duration": "10s", "factor": 2, "cap": "5m"}
 
 
 class _FakeArgo(BaseHTTPRequestHandler):

@@ -242,7 +242,7 @@ def test_seed_fails_odd_numbers_our_steps_do_not(tmp_path, image, reference):
     assert merge.argv == ["python3", "merge.py", "0", "32.5"]
     with pytest.raises(PodFailed) as failed:
         run([[merge]], image, volume=str(tmp_path))
-    assert failed.value.returncode == errors.EXIT_USAGE == 64
+    assert failed.value.returncode == errors.EXIT_USAGE == 2
     assert "count must be an integer, got '32.5'" in failed.value.stderr
     # Our steps form counts with an integer ceiling: 130 files, -p numbers=65.
     root = str(tmp_path / "vol")

@@ -117,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--service-account", dest="service_account")
         p.add_argument("--eci", action="store_true", help="Alibaba ECI sizing annotations")
         p.add_argument("--spot", action="store_true", help="ECI spot instances")
+        p.add_argument(
+            "--fail-fast",
+            dest="fail_fast",
+            action="store_true",
+            help="steps form: failFast on the levels (Argo then retries nothing: -p retries=0)",
+        )
 
     r = sub.add_parser("render", help="write the golden manifests, or print one form")
     shape(r)

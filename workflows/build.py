@@ -34,12 +34,28 @@ from hera.workflows import (
 from hera.workflows import models as m
 
 from workload import layout
-from workload.errors import EXIT_TRANSIENT
+from workload.errors import (
+    EXIT_CONFIG,
+    EXIT_DATA,
+    EXIT_INTERNAL,
+    EXIT_NO_SPACE,
+    EXIT_PERMISSION,
+    EXIT_TRANSIENT,
+    EXIT_USAGE,
+)
 
 MOUNT = "/mnt/vol"
 WORKDIR = "/app"
 METRICS = "/tmp/metrics.json"
 SUMMARY = "/tmp/summary.json"
+# valueFrom.default of every output parameter. After main ends Argo's executor (in v4.1's
+# init-less pods the supervisor container) reads each output file; a missing file without a
+# default is an executor error (workflow/executor/executor.go, SaveParameters), and the
+# supervisor exits non-zero. A failed main still names the node (inferFailedReason ranks main
+# above the supervisor), but a pod whose main exited 0 would become an Error node, which the
+# retry expression retries. With a default a missing file is never an executor error. An empty
+# JSON object keeps the parameter parseable; the pods write their files whenever they succeed.
+OUTPUT_DEFAULT = "{}"
 TEMPLATE_NAME = "process-data"
 MAX_DAG_TASKS = 200  # the CRD's maxItems for dag.tasks
 
@@ -65,6 +81,7 @@ class Options:
     priority: int = 0
     eci: bool = False  # Alibaba ECI: size pods by annotation
     spot: bool = False  # ECI spot instances (retries cover reclaimed pods)
+    fail_fast: bool = False  # steps form: failFast on `main`; disables retries (see steps_template)
     level_cpu: str = "1"
     level_memory: str = "1Gi"
     final_cpu: str = "1"
@@ -129,15 +146,97 @@ def _env(o: Options) -> list:
     ]
 
 
+# -- what a retry fixes ------------------------------------------------------------------------
+# Argo evaluates retryStrategy.expression on the last failed attempt with lastRetry.exitCode (the
+# main container's exit code as a string, "-1" if it never terminated), lastRetry.status (the
+# node phase, "Failed" or "Error") and lastRetry.message (the node message); see
+# buildRetryStrategyLocalScope in workflow/controller/operator.go (Argo v4.1, f016ad89). Exit
+# codes are decided only by lastRetry.exitCode, never by digits in a message.
+
+# Argo's emissary (argoexec) exits 64 when it fails itself (cmd/argoexec/main.go, `return 64`).
+# The controller marks that Error only for the children of a containerSet (operator.go,
+# assessNodeStatus `case 64:`); for a plain container template inferFailedReason makes it a
+# Failed node "main: Error (exit code 64): ...". Our pods never exit 64 (workload/errors.py), so
+# the code is the emissary's, and it is retried by code.
+EXIT_EMISSARY = 64
+RETRY_EXIT_CODES = (EXIT_EMISSARY, EXIT_TRANSIENT)
+
+# The pod's own verdict "retrying cannot help" (workload/errors.py). It wins over any status or
+# message: e.g. main exited 66 while the supervisor was still collecting outputs and the pod was
+# then deleted ("pod deleted", Error) or evicted.
+FINAL_EXIT_CODES = (
+    EXIT_USAGE,
+    EXIT_DATA,
+    EXIT_INTERNAL,
+    EXIT_NO_SPACE,
+    EXIT_PERMISSION,
+    EXIT_CONFIG,
+)
+
+# Node messages of a pod the infrastructure took away. For a Failed pod with a pod-level
+# status.message, Argo's node message is that message verbatim (operator.go, inferFailedReason:
+# `if pod.Status.Message != "" { return wfv1.NodeFailed, pod.Status.Message }`); a message Argo
+# builds from a terminated container always starts with "<container>: <reason> (exit code N)",
+# followed by the container's termination message, which our stderr or an object name could
+# reach. Every pattern is therefore anchored at the start of the message. RE2 and Python `re`
+# agree on this subset (no escapes, no flags).
+INFRASTRUCTURE_MESSAGES = {
+    # kubelet node-pressure eviction, reason "Evicted": nodeLowMessageFmt in
+    # kubernetes pkg/kubelet/eviction/helpers.go. Evictions for the pod's own ephemeral-storage
+    # limits ("Container main exceeded its local ephemeral storage limit ...") are not retried:
+    # like an OOM kill, they would happen again.
+    "node-pressure eviction": "The node was low on resource: ",
+    # kubelet refusing a pod on a node under pressure (same file, nodeConditionMessageFmt).
+    "refused on a node under pressure": "The node had condition: ",
+    # kubelet graceful node shutdown, reason "Terminated" (spot reclaim on most clouds), and the
+    # refusal while shutting down: kubernetes pkg/kubelet/nodeshutdown/nodeshutdown_manager.go.
+    "graceful node shutdown": "Pod was terminated in response to imminent node shutdown",
+    "refused by a node shutting down": "Pod was rejected as the node is shutting down",
+    # kubelet preemption for a critical pod, reason "Preempting":
+    # kubernetes pkg/kubelet/preemption/preemption.go. (The scheduler's preemption deletes the
+    # pod: Argo records "pod deleted".)
+    "kubelet preemption": "Preempted in order to admit critical pod",
+    # Alibaba ECI reclaiming a spot (preemptible) instance: phase Failed, reason BidFailed,
+    # message "The pod is spot instance, and have been released at 2020-04-08T12:36Z" (ECI's
+    # "Run jobs on a preemptible instance", https://www.alibabacloud.com/help/doc-detail/186545.htm).
+    "ECI spot reclaim": "The pod is spot instance, and ha(s|ve) been released",
+    # Argo itself when the pod vanished (operator.go, podReconciliation: markNodeError "pod
+    # deleted"); that node is Error anyway, the pattern is Argo's own (docs/retries.md).
+    "pod deleted": "pod deleted",
+}
+INFRASTRUCTURE_PATTERN = "^(" + "|".join(INFRASTRUCTURE_MESSAGES.values()) + ")"
+
+
+def retry_expression() -> str:
+    """Retry exactly what a retry can fix: the pod's own "transient" (75) or an emissary failure
+    (64); else an Argo error (status Error: pod deleted, init/wait/supervisor failure) or a pod
+    the infrastructure took away, unless the pod itself already said retrying cannot help."""
+    code = "asInt(lastRetry.exitCode)"
+    by_code = f"{code} in [{', '.join(map(str, RETRY_EXIT_CODES))}]"
+    final = f"{code} in [{', '.join(map(str, FINAL_EXIT_CODES))}]"
+    infrastructure = f"lastRetry.message matches '{INFRASTRUCTURE_PATTERN}'"
+    return f'{by_code} || ((lastRetry.status == "Error" || {infrastructure}) && !({final}))'
+
+
+BACKOFF = m.Backoff(duration="10s", factor=2, cap="5m")
+
+
 def _retry() -> RetryStrategy:
-    # Retry what a retry can fix: the pod's own verdict "transient storage failure" (exit 75),
-    # or an infrastructure error such as a reclaimed spot instance or an evicted pod. Bad input
-    # (65), bad arguments (64) or an out-of-memory kill would only fail again.
+    # retryPolicy Always: with an expression and no policy Argo v3.5+ lets the expression alone
+    # decide (docs/retries.md), v3.4 and earlier would AND it with OnFailure (no Error nodes);
+    # Always AND expression is the expression in every version.
+    # No backoff.maxDuration: Argo counts it from the first attempt's start and hands the rest to
+    # the retried pod as its deadline (operator.go processNodeRetries: executionDeadline =
+    # maxDurationDeadline), so a late retry would get less than pod_deadline_seconds, or none at
+    # all ("Backoff would exceed max duration limit"). Without it every attempt gets the full pod
+    # deadline; the cap bounds each wait, and the attempts are bounded by `retries` and by the
+    # workflow's activeDeadlineSeconds. Note that Argo waits the backoff before evaluating the
+    # expression, so even a final failure is reported `duration` (10s) after the pod ends.
     return RetryStrategy(
         limit=_p("retries"),
         retry_policy="Always",
-        expression=f'lastRetry.status == "Error" || asInt(lastRetry.exitCode) == {EXIT_TRANSIENT}',
-        backoff=m.Backoff(duration="10s", factor=2, max_duration="10m"),
+        expression=retry_expression(),
+        backoff=BACKOFF,
     )
 
 
@@ -197,7 +296,9 @@ def templates(o: Options) -> tuple[Container, Container]:
             "--metrics-file",
             METRICS,
         ],
-        outputs=[Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS))],
+        outputs=[
+            Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS, default=OUTPUT_DEFAULT))
+        ],
     )
     merge = _container(
         o,
@@ -215,7 +316,9 @@ def templates(o: Options) -> tuple[Container, Container]:
             "--summary-file",
             SUMMARY,
         ],
-        outputs=[Parameter(name="summary", value_from=m.ValueFrom(path=SUMMARY))],
+        outputs=[
+            Parameter(name="summary", value_from=m.ValueFrom(path=SUMMARY, default=OUTPUT_DEFAULT))
+        ],
     )
     return process, merge
 
@@ -260,9 +363,20 @@ def _spec(o: Options) -> dict:
 def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> WorkflowTemplate:
     """The seed's shape: level after level of `withSequence` steps, then the final pod."""
     plan = o.plan
+    # failFast is off by default. On a steps template Argo's failFast (a template field, default
+    # false) counts every Failed or Error pod in the template's boundary, and that includes an
+    # attempt waiting for its retry: from the first failure the controller stops advancing the
+    # template, so the retry is never started, and fails it once no pod is active (operator.go,
+    # checkParallelism, "template has failed or errored children and failFast enabled";
+    # argoproj/argo-workflows#16849, open for v4.1.2). Every transient failure would fail the run.
+    # Without it a level whose shard failed for good still fails once its running pods end, and
+    # no later level starts; only pods queued behind `parallelism` still start. `--fail-fast`
+    # turns it on, for runs with `-p retries=0`. (The dag form needs nothing: dag.failFast
+    # defaults to true and looks at tasks, whose retry nodes fail only when retries are over:
+    # dag.go, assessDAGPhase.)
     with WorkflowTemplate(name=name, arguments=parameters(o), **_spec(o)) as wt:
         process, merge = templates(o)
-        with Steps(name="main"):
+        with Steps(name="main", fail_fast=True if o.fail_fast else None):
             for level in range(1, plan.levels + 1):
                 process(
                     name=f"process-data-l{level}",
