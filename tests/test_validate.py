@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflows.validate import schema_for, shared_dir, validate, validate_file
+from workflows.validate import schema_for, validate, validate_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ ARGO_EXAMPLES = [
 
 
 def reference(name: str) -> Path:
-    return shared_dir() / "reference" / f"{name}.yaml"
+    return Path(__file__).resolve().parent / "fixtures" / "reference" / f"{name}.yaml"
 
 
 def load(name: str) -> dict:

@@ -12,7 +12,7 @@ import boto3
 import pytest
 import yaml
 from argo_expander import PodFailed, SecretRef, expand, resolve_env, run, substitute
-from conftest import ORIGINAL_ENV, REPO, run_tree
+from conftest import REPO, run_tree
 from moto.server import ThreadedMotoServer
 
 from workflows.build import FORMS, TEMPLATE_NAME, Options
@@ -24,8 +24,7 @@ from workload.verify import verify
 
 ROWS, KEYS, SEED = 300, 2000, 7  # small files: these tests are about the manifests
 IMAGE = Options().image
-SHARED = Path(ORIGINAL_ENV.get("WORKLOAD_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-SEED_CASE = SHARED / "seeds" / "004_db27938a767342f3.txt"
+SEED_YAML = Path(__file__).resolve().parent / "fixtures" / "seed-004-argo.yaml"
 BUCKET = "workflows-run"
 
 
@@ -96,10 +95,7 @@ def _argvs(waves) -> list[list[list[str]]]:
 
 def _seed() -> dict:
     """The seed's Argo YAML as published, with only the image replaced by ours."""
-    assert SEED_CASE.exists(), f"{SEED_CASE} not found: set WORKLOAD_SHARED to the shared folder"
-    text = SEED_CASE.read_text()
-    start = text.index("apiVersion: argoproj.io/v1alpha1")
-    manifest = yaml.safe_load(text[start : text.index("Submit the workflow:", start)])
+    manifest = yaml.safe_load(SEED_YAML.read_text())
     for template in manifest["spec"]["templates"]:
         if "container" in template:
             template["container"]["image"] = IMAGE
