@@ -8,8 +8,9 @@ server behind it, so the real, unpatched ``ossfs.OSSFileSystem`` can run against
 Only V1 signatures are verified (ossfs uses ``oss2.Auth``/``oss2.StsAuth``, V1 by default).
 Operations: ListBuckets GetBucketInfo ListObjects(V1) PutObject CopyObject GetObject(Range)
 HeadObject GetObjectMeta DeleteObject DeleteMultipleObjects AppendObject InitiateMultipartUpload
-UploadPart ListParts CompleteMultipartUpload AbortMultipartUpload; ``counts`` counts requests
-by HTTP method and operation name, plus ``bytes_in``/``bytes_out`` body totals.
+UploadPart ListParts ListMultipartUploads CompleteMultipartUpload AbortMultipartUpload;
+``counts`` counts requests by HTTP method and operation name, plus ``bytes_in``/``bytes_out``
+body totals.
 """
 
 from __future__ import annotations
@@ -416,6 +417,8 @@ class OSSEmulator:
         if not req.key:
             if m == "GET" and "bucketInfo" in q:
                 return "GetBucketInfo"
+            if m == "GET" and "uploads" in q:
+                return "ListMultipartUploads"
             if m == "GET":
                 return "Unsupported" if q.get("list-type") == "2" else "ListObjects"
             return "DeleteMultipleObjects" if m == "POST" and "delete" in q else "Unsupported"
@@ -663,6 +666,22 @@ class OSSEmulator:
         body = f"<CompleteMultipartUploadResult>{body}</CompleteMultipartUploadResult>"
         out = {**_XML, "ETag": _oss_etag(etag), "x-oss-hash-crc64ecma": str(crc)}
         return 200, out, _doc(body)
+
+    def _op_ListMultipartUploads(self, req):
+        q = req.query
+        params = {"uploads": "", **{k: q[k] for k in ("prefix", "key-marker") if q.get(k)}}
+        root = _parse(self._s3_ok("GET", req.bucket, params=params).content)
+        out = [_tag("Bucket", req.bucket), _tag("Prefix", q.get("prefix", ""))]
+        out += [_tag("KeyMarker", ""), _tag("UploadIdMarker", ""), _tag("MaxUploads", "1000")]
+        out += [_tag("NextKeyMarker", ""), _tag("NextUploadIdMarker", "")]
+        out.append(_tag("IsTruncated", "false"))  # moto returns every upload in one page
+        for u in root.findall("Upload"):
+            fields = _tag("Key", u.findtext("Key")) + _tag("UploadId", u.findtext("UploadId"))
+            out.append(
+                f"<Upload>{fields}{_tag('Initiated', _iso(u.findtext('Initiated')))}</Upload>"
+            )
+        body = "<ListMultipartUploadsResult>" + "".join(map(str, out))
+        return 200, dict(_XML), _doc(body + "</ListMultipartUploadsResult>")
 
     def _op_AbortMultipartUpload(self, req):
         self._s3_ok("DELETE", req.bucket, req.key, params={"uploadId": req.query["uploadId"]})

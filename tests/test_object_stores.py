@@ -162,6 +162,28 @@ def test_oss_missing_input_is_bad_data(oss_env):
     assert result.returncode == errors.EXIT_DATA, result.stderr
 
 
+def test_oss_dead_writers_multipart_upload_is_aborted(oss_env, oss_server):
+    import oss2
+
+    root = f"oss://{BUCKET}/stale-upload"
+    store = open_store(root)
+    generate(store, 2, 500, 50, seed=2)
+    bucket = oss2.Bucket(
+        oss2.Auth(oss_env["OSS_ACCESS_KEY_ID"], oss_env["OSS_ACCESS_KEY_SECRET"]),
+        oss_env["OSS_ENDPOINT"],
+        BUCKET,
+    )
+    key = "stale-upload/l2/0.parquet"
+    stale = bucket.init_multipart_upload(key).upload_id
+    other = bucket.init_multipart_upload(key + ".other").upload_id
+    env = {**oss_env, "WORKLOAD_STALE_SECONDS": "0"}
+    result = cli("0", "1", "--root", root, module="workload.process", env=env)
+    assert result.returncode == 0, result.stderr
+    left = {u.upload_id for u in oss2.MultipartUploadIterator(bucket, prefix="stale-upload/")}
+    assert stale not in left and other in left
+    bucket.abort_multipart_upload(key + ".other", other)
+
+
 @pytest.mark.oss_real
 @pytest.mark.skipif(
     not all(

@@ -177,6 +177,7 @@ _CODE_TRANSIENT = {
     "ThrottlingException",
     "TooManyRequests",
 }
+OSS_CLIENT_ERROR = -1  # oss2.exceptions.OSS_CLIENT_ERROR_STATUS
 # Client exception classes that mean "the connection, not the data, failed", by module. Looked
 # up only when that module is already imported: classifying must not import a backend.
 _TRANSIENT_CLASSES = {
@@ -239,8 +240,10 @@ def _from_code(code: str, status: int, what: str, bucket: str | None, writing: b
         return PermissionDenied(f"access denied to {what} ({code or status})")
     if code in _CODE_MISSING or status == 404:
         return Missing(f"missing {'output folder for' if writing else 'input'} {what}")
+    if status == OSS_CLIENT_ERROR:  # oss2 refused to send it (a bad bucket name, ...)
+        return ConfigError(f"the storage client refused the request for {what}")
     if code in _CODE_TRANSIENT or status in (408, 429) or status >= 500 or status < 0:
-        # oss2 reports a request that got no reply as status -2 (RequestError)
+        # oss2: -2 no reply (RequestError), -3 CRC mismatch in flight, -4 unreadable reply
         return TransientError(f"storage unavailable for {what} ({code or f'HTTP {status}'})")
     if 400 <= status < 500:
         return ConfigError(f"storage rejected the request for {what} ({code or status})")

@@ -114,7 +114,7 @@ class Store:
         except Exception as exc:
             raise classify_storage(exc, str(self)) from None
         self.root = self.root.rstrip("/")
-        self.bucket = self.root.split("/", 1)[0]
+        self.bucket = self.root.lstrip("/").split("/", 1)[0]  # ossfs roots start with "/"
         if protocol in ("s3", "s3a"):
             # s3fs's own loop around botocore's three attempts (default 5 loops: 15 requests
             # and about 45 s on a store that closes every connection)
@@ -335,15 +335,13 @@ class Store:
 
     def _abort_stale_uploads(self, rel: str) -> None:
         """Abort incomplete multipart uploads of this output's key that a dead writer left
-        (initiated more than stale_seconds ago; a live copy's upload is younger). S3 only:
-        README names the bucket lifecycle rule that covers the rest."""
-        if self.protocol not in ("s3", "s3a"):
-            return
-        key = self.path(rel).split("/", 1)[1]
+        (initiated more than stale_seconds ago; a live copy's upload is younger). README names
+        the bucket lifecycle rule that covers everything else."""
+        key = self.path(rel).lstrip("/").split("/", 1)[1]
+        cutoff = time.time() - self.stale_seconds
 
-        def abort() -> None:
+        def abort_s3() -> None:
             listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=key)
-            cutoff = time.time() - self.stale_seconds
             for upload in listing.get("Uploads", []):
                 if upload["Key"] == key and upload["Initiated"].timestamp() <= cutoff:
                     self.fs.call_s3(
@@ -353,7 +351,15 @@ class Store:
                         UploadId=upload["UploadId"],
                     )
 
-        self._call(rel, abort, writing=True)
+        def abort_oss() -> None:
+            import oss2
+
+            bucket = self.fs._get_bucket(self.bucket)  # ossfs has no public multipart API
+            for upload in oss2.MultipartUploadIterator(bucket, prefix=key):
+                if upload.key == key and upload.initiation_date <= cutoff:
+                    bucket.abort_multipart_upload(key, upload.upload_id)
+
+        self._call(rel, abort_oss if self.protocol == "oss" else abort_s3, writing=True)
 
     def write_bytes(self, rel: str, data: bytes, *, digest: bool = False) -> Output:
         with self.output(rel, digest=digest) as out, open(out.path, "wb") as f:
