@@ -62,13 +62,13 @@ def pod_ours(spec: Spec) -> Work:
 def final_ours(spec: Spec) -> Work:
     """workload's final pod over l1/0..n-1 read directly as the last level."""
     from workload import layout
-    from workload.merge import merge
+    from workload.final import final
     from workload.settings import Settings
 
     settings = Settings.load(root=spec.root)
 
     def work() -> dict[str, Any]:
-        merge(settings, 0, len(spec.inputs), level=1)
+        final(settings, 0, len(spec.inputs), level=1, partial=True)
         return {"outputs": [f"{spec.root}/{layout.BY_KEY}", f"{spec.root}/{layout.BY_CATEGORY}"]}
 
     return work
@@ -76,7 +76,8 @@ def final_ours(spec: Spec) -> Work:
 
 def job_ours(spec: Spec) -> Work:
     """`workload run`'s whole tree (pods in a pool of 2 fresh processes each) on the cached data."""
-    from workload import layout, local
+    from workload import layout
+    from workload import run_local as local
     from workload.settings import Settings
 
     settings = Settings.load(root=spec.root)
@@ -95,10 +96,10 @@ def job_ours(spec: Spec) -> Work:
     def work() -> dict[str, Any]:
         report = local.run(
             settings,
-            d["files"],
-            d["rows"],
-            d["keys"],
-            d["seed"],
+            files=d["files"],
+            rows=d["rows"],
+            keys=d["keys"],
+            seed=d["seed"],
             workers=2,
             final_fan_in=spec.final_fan_in,
         )
@@ -116,10 +117,12 @@ def job_ours(spec: Spec) -> Work:
 # -- the physical copy limit -----------------------------------------------------------------
 def copy_limit(spec: Spec) -> Work:
     """What ours would cost with a free merge: the same reads (same store, window and batches),
-    the same writer settings (schema.Sink) and the same atomic publish, concatenating instead."""
+    the same writer settings (storage.parquet.Sink) and the same atomic publish, concatenating
+    instead."""
     from workload import layout, schema
     from workload.settings import Settings
     from workload.storage import open_store
+    from workload.storage.parquet import Sink
 
     settings = Settings.load(root=spec.root)
     store = open_store(settings.root)
@@ -130,7 +133,12 @@ def copy_limit(spec: Spec) -> Work:
         shards = [store.open_parquet(rel, settings.read_window) for rel in rels]
         with (
             store.output(out_rel) as out,
-            schema.Sink(out.path, schema.EVENTS, "events", settings.row_group_rows) as sink,
+            Sink(
+                out.path,
+                schema.EVENTS,
+                sorted_by=schema.EVENTS_SORTED_BY,
+                row_group_rows=settings.row_group_rows,
+            ) as sink,
         ):
             for shard in shards:
                 for batch in shard.batches(settings.batch_rows):

@@ -24,16 +24,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workload import schema
-from workload.kernels import Categories, Partials, checksum_hex
+from workload.kernels.categories import Categories
+from workload.kernels.checksum import checksum_hex
+from workload.ops.aggregate import BY_CATEGORY, BY_KEY, PARTIALS, Partials
 
 Source = Any  # a local path, or a pyarrow Buffer (an object fetched from S3)
 
 # Columns compared across engines, with the types everything is normalized to before comparing
 # (engines differ in integer widths, string flavours and dictionary encoding, not in values).
-PARTIAL_COLUMNS = {f.name: f.type for f in schema.PARTIALS if f.name != "checksum"}
+PARTIAL_COLUMNS = {f.name: f.type for f in PARTIALS if f.name != "checksum"}
 PARTIAL_COLUMNS["category"] = pa.string()
-BY_KEY_COLUMNS = {f.name: f.type for f in schema.BY_KEY}
-BY_CATEGORY_COLUMNS = {f.name: f.type for f in schema.BY_CATEGORY}
+BY_KEY_COLUMNS = {f.name: f.type for f in BY_KEY}
+BY_CATEGORY_COLUMNS = {f.name: f.type for f in BY_CATEGORY}
 
 
 @dataclass

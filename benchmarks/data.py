@@ -112,11 +112,18 @@ def _code_hash() -> str:
     """The generator and the writer settings decide the input bytes; the kernels, the checksum
     in the manifest."""
     import workload.generate
-    import workload.kernels
+    import workload.kernels.checksum
     import workload.schema
+    import workload.storage.parquet
 
     digest = hashlib.sha256()
-    for module in (workload.generate, workload.schema, workload.kernels):
+    modules = (
+        workload.generate,
+        workload.schema,
+        workload.kernels.checksum,
+        workload.storage.parquet,
+    )
+    for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 

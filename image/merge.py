@@ -1,5 +1,6 @@
 """The seed's final pod: `python3 merge.py 0 <number>` in the image's WORKDIR."""
 
-from workload.cli import exit_now, merge_main
+from workload.command import exit_now
+from workload.final import main
 
-exit_now(merge_main(prog="merge.py"))
+exit_now(main(prog="merge.py"))

@@ -1,5 +1,6 @@
 """The seed's level pod: `python3 process.py <file_number> <level>` in the image's WORKDIR."""
 
-from workload.cli import exit_now, process_main
+from workload.command import exit_now
+from workload.process import main
 
-exit_now(process_main(prog="process.py"))
+exit_now(main(prog="process.py"))

@@ -638,9 +638,9 @@ def _subprocess(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) 
 
 
 def _in_process(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) -> Result:
-    from workload.cli import merge_main, process_main
+    from workload import final, process
 
-    main = {"process.py": process_main, "merge.py": merge_main}.get(argv[1])
+    main = {"process.py": process.main, "merge.py": final.main}.get(argv[1])
     if main is None or not (cwd / argv[1]).is_file():
         raise ValueError(f"pod {pod.name}: no image script {argv[1]!r} to run in-process")
     saved, out, err = dict(os.environ), io.StringIO(), io.StringIO()

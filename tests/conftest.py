@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from workload import layout
-from workload.merge import merge
+from workload.final import final
 from workload.process import process
 from workload.settings import Settings
 from workload.storage import open_store
@@ -47,7 +47,7 @@ def run_tree(
     for level in range(1, plan.levels + 1):
         for i in range(plan.pods(level)):
             process(settings, i, level)
-    merge(settings, 0, plan.final_count, plan.final_level)
+    final(settings, 0, plan.final_count, level=plan.final_level)
     return plan
 
 

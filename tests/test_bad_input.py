@@ -67,7 +67,7 @@ def test_good_pod_prints_one_metrics_line(root, tmp_path):
         (["3", "1"], "file_number 3 is beyond level 1"),
         (["0"], "usage"),
         (["0", "1", "--fan-in", "1"], "--fan-in must be an integer >= 2, got 1"),
-        (["0", "1", "--op", "sum"], "invalid choice: 'sum'"),
+        (["0", "1", "--op", "sum"], "unknown op 'sum'"),
     ],
 )
 def test_bad_argv(root, argv, needle):
@@ -78,7 +78,7 @@ def test_bad_argv(root, argv, needle):
 
 
 def test_bad_merge_argv(root):
-    result = pod(root, "0", "99", module="workload.merge")
+    result = pod(root, "0", "99", module="workload.final")
     assert result.returncode == errors.EXIT_USAGE
     assert "files 0..98 requested but level 1 has 6 files" in error_line(result)
     assert not (root / "result").exists()
@@ -122,7 +122,7 @@ def test_schema_drift(root):
 
 def test_schema_drift_at_final_pod(root):
     pq.write_table(pq.read_table(root / "l1/4.parquet").drop(["category"]), root / "l1/4.parquet")
-    result = pod(root, "0", "6", module="workload.merge")
+    result = pod(root, "0", "6", module="workload.final")
     assert result.returncode == errors.EXIT_DATA
     assert "schema drift" in error_line(result) and "l1/4.parquet" in error_line(result)
     assert not (root / "result").exists()
@@ -207,7 +207,7 @@ def test_array_job_index_from_environment(root):
 def test_verify_fails_on_a_wrong_result(root):
     for i in range(3):
         assert pod(root, str(i), "1").returncode == 0
-    assert pod(root, "0", "3", module="workload.merge").returncode == 0
+    assert pod(root, "0", "3", module="workload.final").returncode == 0
     summary = json.loads((root / "result/summary.json").read_text())
     summary["value_sum"] += 1
     (root / "result/summary.json").write_text(json.dumps(summary))

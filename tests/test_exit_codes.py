@@ -12,7 +12,7 @@ import pytest
 from conftest import cli
 
 from workload import errors, layout
-from workload.cli import _guard
+from workload.command import guard as _guard
 from workload.errors import classify_storage
 from workload.generate import generate
 from workload.storage import open_store
@@ -73,10 +73,10 @@ def test_the_codes_are_not_argo_executor_codes():
         (["-1", "1"], "workload.process", "file_number must be an integer >= 0, got -1"),
         (["0", "0"], "workload.process", "level must be an integer >= 1, got 0"),
         (["9", "1"], "workload.process", "file_number 9 is beyond level 1"),
-        (["0", "4"], "workload.merge", "files 0..3 requested but level 1 has 5 files"),
-        (["1", "4"], "workload.merge", "or --partial"),
+        (["0", "4"], "workload.final", "files 0..3 requested but level 1 has 5 files"),
+        (["1", "4"], "workload.final", "or --partial"),
         (["0", "1", "--metrics-file", "/no/such/dir/m.json"], "workload.process", "--metrics-file"),
-        (["0", "5", "--summary-file", "/no/such/dir/s.json"], "workload.merge", "--summary-file"),
+        (["0", "5", "--summary-file", "/no/such/dir/s.json"], "workload.final", "--summary-file"),
     ],
 )
 def test_bad_pod_arguments(root, argv, module, needle):
@@ -137,9 +137,9 @@ def _damage(root, how: str) -> None:
         ("l1 is a file", ["0", "1"], "workload.process", "a part of"),
         ("output is a directory", ["0", "1"], "workload.process", "l2/0.parquet is a directory"),
         ("files null", ["0", "1"], "workload.process", "'files' must be an integer >= 1, got None"),
-        ("files true", ["0", "5"], "workload.merge", "'files' must be an integer >= 1, got True"),
+        ("files true", ["0", "5"], "workload.final", "'files' must be an integer >= 1, got True"),
         ("files too few", ["1", "1"], "workload.process", "the manifest undercounts the input"),
-        ("files too few", ["0", "4"], "workload.merge", "the manifest undercounts the input"),
+        ("files too few", ["0", "4"], "workload.final", "the manifest undercounts the input"),
         ("gap in names", ["0", "1"], "workload.process", "missing input"),
     ],
 )

@@ -54,7 +54,7 @@ def reference(moto):
     env = {**CREDENTIALS, "AWS_ENDPOINT_URL": moto}
     for i in range(2):
         assert cli(str(i), "1", "--root", ROOT, module="workload.process", env=env).returncode == 0
-    assert cli("0", "2", "--root", ROOT, module="workload.merge", env=env).returncode == 0
+    assert cli("0", "2", "--root", ROOT, module="workload.final", env=env).returncode == 0
     return {rel: store.read_bytes(rel) for rel in ("l2/0.parquet", "l2/1.parquet", *_RESULT)}
 
 
@@ -92,7 +92,7 @@ def level_pod(env, index=0, **kwargs):
 
 
 def final_pod(env):
-    return cli("0", "2", "--root", ROOT, module="workload.merge", env=env)
+    return cli("0", "2", "--root", ROOT, module="workload.final", env=env)
 
 
 def error_line(result) -> str:

@@ -7,7 +7,8 @@ import pytest
 
 from workload import schema
 from workload.errors import DataError
-from workload.kernels import Categories, Partials, summarize_events
+from workload.kernels.categories import Categories
+from workload.ops.aggregate import Partials, summarize_events
 
 BIG = 2**62 + 5
 

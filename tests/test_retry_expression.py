@@ -10,16 +10,17 @@ import re
 import pytest
 import yaml
 from argo_expander import evaluate_condition, expand
+from conftest import REPO
 
-from workflows import __main__ as cli
-from workflows.build import (
+from workload import errors
+from workload.argo import __main__ as cli
+from workload.argo.build import (
     FINAL_EXIT_CODES,
     FORMS,
     INFRASTRUCTURE_MESSAGES,
     Options,
 )
-from workflows.validate import validate
-from workload import errors
+from workload.argo.validate import validate
 
 SHAPES = [
     Options(),
@@ -28,10 +29,12 @@ SHAPES = [
     Options(files=5, claim=None, root="oss://bucket/run"),
 ]
 
+GOLDEN = cli.golden(REPO / "manifests")
+
 
 def _documents() -> list[dict]:
     """Every rendered manifest: the golden files and each form of each shape."""
-    docs = [yaml.safe_load(path.read_text()) for path in cli.GOLDEN.values()]
+    docs = [yaml.safe_load(path.read_text()) for path in GOLDEN.values()]
     return docs + [FORMS[form](o).to_dict() for o in SHAPES for form in FORMS]
 
 
@@ -248,7 +251,7 @@ def _seconds(duration: str) -> int:
     return sum(int(parts[g] or 0) * units[u] for g, u in ((2, "h"), (4, "m"), (6, "s")))
 
 
-@pytest.mark.parametrize("doc", _documents()[:4], ids=list(cli.GOLDEN))
+@pytest.mark.parametrize("doc", _documents()[:4], ids=list(GOLDEN))
 def test_backoff_never_cuts_retries_short_of_the_pod_deadline(doc):
     """backoff.maxDuration counts from the first attempt and becomes the retried pod's deadline
     (operator.go processNodeRetries); absent, or room for every attempt and every wait."""

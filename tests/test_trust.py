@@ -25,7 +25,7 @@ from workload.verify import NoResult, read_result, verify
 
 FILES, ROWS, KEYS = 6, 20_000, 3000
 POD = "workload.process"
-FINAL = "workload.merge"
+FINAL = "workload.final"
 # Dead writers' leftovers are removed at once in these tests (the default waits 300 s, which
 # guards volumes whose locks do not reach other nodes).
 NOW = {"WORKLOAD_STALE_SECONDS": "0"}

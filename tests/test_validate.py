@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflows.validate import schema_for, validate, validate_file
+from workload.argo.validate import schema_for, validate, validate_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,11 @@ from typing import ClassVar
 
 import pytest
 import yaml
+from conftest import REPO
 
-from workflows import __main__ as cli
-from workflows.build import FORMS, Options, pods_expression, retry_expression
-from workflows.validate import validate
+from workload.argo import __main__ as cli
+from workload.argo.build import FORMS, Options, pods_expression, retry_expression
+from workload.argo.validate import validate
 
 SHAPES = [
     Options(),
@@ -21,11 +22,13 @@ SHAPES = [
     Options(files=5, claim=None, root="oss://bucket/run", oss_endpoint="oss-cn-hangzhou.example"),
 ]
 
+GOLDEN = cli.golden(REPO / "manifests")
 
-@pytest.mark.parametrize("form", list(cli.GOLDEN))
+
+@pytest.mark.parametrize("form", list(GOLDEN))
 def test_golden_manifest_has_not_drifted(form):
-    """Regenerate with `python -m workflows render`; compared as parsed documents."""
-    committed = yaml.safe_load(cli.GOLDEN[form].read_text())
+    """Regenerate with `python -m workload.argo render`; compared as parsed documents."""
+    committed = yaml.safe_load(GOLDEN[form].read_text())
     assert committed == FORMS[form](Options()).to_dict()
 
 

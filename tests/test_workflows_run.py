@@ -15,8 +15,8 @@ from argo_expander import PodFailed, SecretRef, expand, resolve_env, run, substi
 from conftest import REPO, run_tree
 from moto.server import ThreadedMotoServer
 
-from workflows.build import FORMS, TEMPLATE_NAME, Options
-from workload import errors, layout, local
+from workload import errors, layout, run_local
+from workload.argo.build import FORMS, TEMPLATE_NAME, Options
 from workload.generate import generate
 from workload.settings import Settings
 from workload.storage import open_store
@@ -49,7 +49,9 @@ def reference(tmp_path_factory):
         if files not in done:
             root = str(tmp_path_factory.mktemp(f"reference-{files}"))
             if files == 128:
-                assert local.run(Settings.load(root=root), files, ROWS, KEYS, SEED)["verified"]
+                settings = Settings.load(root=root)
+                report = run_local.run(settings, files=files, rows=ROWS, keys=KEYS, seed=SEED)
+                assert report["verified"]
             else:
                 _inputs(root, files)
                 run_tree(root)
@@ -75,7 +77,7 @@ def _check(root: str, files: int, reference) -> None:
 
 
 def _golden(form: str) -> dict:
-    return yaml.safe_load((REPO / "workflows" / f"{form}.yaml").read_text())
+    return yaml.safe_load((REPO / "manifests" / f"{form}.yaml").read_text())
 
 
 def _expand(form: str, options: Options | None = None, **parameters: str):

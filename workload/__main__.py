@@ -1,3 +1,3 @@
-from .cli import exit_now, main
+from .cli import entry
 
-exit_now(main())
+entry()

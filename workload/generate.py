@@ -20,8 +20,10 @@ import pyarrow as pa
 
 from . import __version__, layout, schema
 from .errors import UsageError
-from .kernels import Categories, Partials, empty_partials
+from .kernels.categories import Categories
+from .ops.aggregate import Partials, empty_partials
 from .storage import Store
+from .storage.parquet import Sink
 
 CATEGORIES = [f"c{i:02d}" for i in range(50)]
 TS_START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
@@ -99,7 +101,12 @@ def generate(
     for i in range(files):
         with (
             store.output(layout.shard(1, i)) as out,
-            schema.Sink(out.path, schema.EVENTS, "events", row_group_rows) as sink,
+            Sink(
+                out.path,
+                schema.EVENTS,
+                sorted_by=schema.EVENTS_SORTED_BY,
+                row_group_rows=row_group_rows,
+            ) as sink,
         ):
             for batch in file_chunks(i, per_file[i], keys, seed, skew):
                 sink.write(batch)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
+
 from . import layout, schema
 from .errors import DataError
 from .storage import ParquetInput, Store
@@ -69,19 +71,14 @@ def check_no_extra_input(store: Store, files: int) -> None:
 
 
 def open_inputs(
-    store: Store, rels: list[str], window: int, expected: str | None
+    store: Store, rels: list[str], window: int, expected: pa.Schema
 ) -> list[ParquetInput]:
     """Open every input (footers only) and check its schema before anything is written."""
     opened = [store.open_parquet(rel, window) for rel in rels]
-    kinds = {s.what: schema.kind_of(s.schema) for s in opened}
-    first = opened[0]
-    for s in opened:
-        kind = kinds[s.what]
-        if kind is None or (expected and kind != expected) or kind != kinds[first.what]:
-            want = expected or kinds[first.what] or "events"
-            shape = schema.EVENTS if want == "events" else schema.PARTIALS
+    for one in opened:
+        if not one.schema.remove_metadata().equals(expected):
             raise DataError(
-                f"schema drift: {s.what} has ({schema.describe(s.schema)}); "
-                f"expected {want} ({schema.describe(shape)})"
+                f"schema drift: {one.what} has ({schema.describe(one.schema)}); "
+                f"expected ({schema.describe(expected)})"
             )
     return opened

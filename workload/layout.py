@@ -27,6 +27,10 @@ SUMMARY = "result/summary.json"
 DEFAULT_FINAL_FAN_IN = 32
 
 
+def result_file(name: str) -> str:
+    return f"{RESULT_DIR}/{name}.parquet"
+
+
 def shard(level: int, index: int) -> str:
     return f"l{level}/{index}.parquet"
 

@@ -1,26 +1,32 @@
 """The level pod: `python -m workload.process <file_number> <level>`.
 
 Level-L pod i reads l{L}/{k*i} .. l{L}/{k*i+k-1} and writes l{L+1}/{i}.parquet, streaming: its
-memory is about one batch per input plus one output row group, whatever the file sizes.
-- op merge:     events in, events out, one file sorted by (key, ts), ties in input order.
-- op aggregate: events (level 1) or partials (later levels) in, partials per (key, category) out.
+memory is about one batch per input plus one output row group, whatever the file sizes. What it
+does to the rows is the op's (workload/ops): merge keeps every event, sorted by (key, ts);
+aggregate keeps partials per (key, category). Before it publishes, the pod checks that what it
+wrote adds up to what it read (the op's conserved quantities, and the file's own row count).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
+from collections.abc import Sequence
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from . import layout, progress, schema
-from .errors import InternalError
+from . import command, errors, layout, ops, progress
+from .errors import InternalError, UsageError
 from .inputs import check_no_extra_input, input_files, open_inputs, read_manifest
-from .kernels import Categories, Partials, aligned, merge_events
-from .metrics import Metrics
+from .kernels.align import aligned
+from .kernels.categories import Categories
+from .metrics import Metrics, emit, log
 from .settings import Settings
 from .storage import reread_once
+from .storage.parquet import Sink
+
+MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def process(settings: Settings, file_number: int, level: int) -> dict:
@@ -32,60 +38,50 @@ def process(settings: Settings, file_number: int, level: int) -> dict:
 
 
 def _process(settings: Settings, file_number: int, level: int) -> dict:
+    op = ops.get(settings.op)
     store = settings.store()
     manifest = read_manifest(store)
     input_count = input_files(store, manifest)
     files = layout.files_at(level, input_count, settings.fan_in)
     rels = layout.inputs(level, file_number, files, settings.fan_in)
-    if (
-        level == 1
-        and manifest is not None
-        and file_number == layout.pods(files, settings.fan_in) - 1
-    ):
+    last_pod = file_number == layout.pods(files, settings.fan_in) - 1
+    if level == 1 and manifest is not None and last_pod:
         check_no_extra_input(store, input_count)
     out_rel = layout.shard(level + 1, file_number)
-    metrics = Metrics("process", level, file_number, settings.op, inputs=rels, output=out_rel)
+    metrics = Metrics("process", level, file_number, op.name, inputs=rels, output=out_rel)
 
-    aggregate = settings.op == "aggregate"
-    source_kind = "partials" if aggregate and level > 1 else "events"
     with metrics.timing("read_s"):
-        opened = open_inputs(store, rels, settings.read_window, source_kind)
-    out_schema, out_kind = (schema.PARTIALS, "partials") if aggregate else (schema.EVENTS, "events")
-    by = ("key",) if aggregate else ("key", "ts")
+        opened = open_inputs(store, rels, settings.read_window, op.schema(level))
     cats = Categories()
     streams = [(s.what, metrics.timed(s.batches(settings.batch_rows))) for s in opened]
-    # What the pod read and wrote, added up as it goes: checked before the output is published.
-    rows_in = rows_out = 0
-    checksum_in = checksum_out = 0
+    conserved: dict[str, list[int]] = {}  # name -> [in, out], added up as the pod goes
 
     with store.output(out_rel) as out:
-        with schema.Sink(out.path, out_schema, out_kind, settings.row_group_rows) as sink:
-            for parts in aligned(streams, by):
+        with Sink(
+            out.path,
+            op.schema(level + 1),
+            sorted_by=op.sorted_by(level + 1),
+            row_group_rows=settings.row_group_rows,
+        ) as sink:
+            for parts in aligned(streams, op.aligned_by(level)):
                 progress.tick()
                 with metrics.timing("compute_s"):
                     metrics.rows_in += sum(p.num_rows for p in parts)
-                    if aggregate:
-                        convert = Partials.from_table if level > 1 else Partials.from_events
-                        partials = Partials.concat([convert(p, cats) for p in parts])
-                        reduced = partials.reduce("key,category", cats)
-                        rows_in += int(partials.rows.sum())
-                        rows_out += int(reduced.rows.sum())
-                        checksum_in = _wrapping_add(checksum_in, partials.checksum)
-                        checksum_out = _wrapping_add(checksum_out, reduced.checksum)
-                        table = reduced.to_partials(cats)
-                    else:
-                        table = merge_events(parts, cats)
+                    step = op.combine(parts, level, cats)
+                    for name, (into, outof) in step.conserved.items():
+                        total = conserved.setdefault(name, [0, 0])
+                        total[0] = (total[0] + into) & MASK64
+                        total[1] = (total[1] + outof) & MASK64
                 with metrics.timing("write_s"):
-                    sink.write(table)
+                    sink.write(step.table)
         metrics.rows_out = sink.rows
-        if not aggregate:
-            rows_in, rows_out = metrics.rows_in, metrics.rows_out
         written = pq.read_metadata(out.path).num_rows
-        if rows_in != rows_out or checksum_in != checksum_out or written != sink.rows:
+        broken = {k: v for k, v in conserved.items() if v[0] != v[1]}
+        if broken or written != sink.rows:
             raise InternalError(
-                f"{store.describe(out_rel)} would not add up to its inputs: rows {rows_in} in, "
-                f"{rows_out} out, {written} written; checksum {checksum_in:016x} in, "
-                f"{checksum_out:016x} out"
+                f"{store.describe(out_rel)} would not add up to its inputs: "
+                + ", ".join(f"{k} {v[0]} in, {v[1]} out" for k, v in broken.items())
+                + f"; {sink.rows} rows written, {written} in the file"
             )
         metrics.bytes_out = os.path.getsize(out.path)
         commit = time.perf_counter()
@@ -95,12 +91,45 @@ def _process(settings: Settings, file_number: int, level: int) -> dict:
     return metrics.finish()
 
 
-def _wrapping_add(total: int, parts: np.ndarray) -> int:
-    """The checksum parts' wrapping uint64 sum, added to `total`."""
-    return (total + int(np.add.reduce(parts, dtype=np.uint64))) & 0xFFFFFFFFFFFFFFFF
+def parser(prog: str = "python -m workload.process") -> argparse.ArgumentParser:
+    p = command.Parser(
+        prog=prog,
+        description="Level pod: combine fan-in files of level L into one file of level L+1.",
+    )
+    p.add_argument(
+        "file_number",
+        nargs="?",
+        help="pod index within its level (default: $AWS_BATCH_JOB_ARRAY_INDEX, for array jobs)",
+    )
+    p.add_argument("level", nargs="?", help="level to read (1 reads the input files)")
+    command.pod_options(p)
+    return p
+
+
+def _numbers(args: argparse.Namespace) -> tuple[int, int]:
+    # Batch Compute array jobs pass the index in the environment: `process.py <level>` is valid.
+    if args.level is None:
+        index = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+        if args.file_number is None or index is None:
+            raise UsageError(
+                "usage: process <file_number> <level> (file_number may come from "
+                "AWS_BATCH_JOB_ARRAY_INDEX)"
+            )
+        args.file_number, args.level = index, args.file_number
+    return command.integer("file_number")(args.file_number), command.integer("level")(args.level)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m workload.process") -> int:
+    def go() -> None:
+        args = parser(prog).parse_args(argv)
+        file_number, level = _numbers(args)
+        settings = command.settings(args)
+        log(settings.describe())
+        progress.arm(settings.stall_seconds, errors.EXIT_TRANSIENT)
+        emit(process(settings, file_number, level), settings.metrics_file)
+
+    return command.guard(go)
 
 
 if __name__ == "__main__":
-    from .cli import exit_now, process_main
-
-    exit_now(process_main())
+    command.exit_now(main())

@@ -13,7 +13,6 @@ from typing import Any
 from .errors import ConfigError, UsageError, redact, register_secrets
 
 ENV_PREFIX = "WORKLOAD_"
-OPS = ("merge", "aggregate")
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,9 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if self.op not in OPS:
-            raise ConfigError(f"unknown op {self.op!r}; expected one of {', '.join(OPS)}")
+        from . import ops
+
+        ops.get(self.op)  # a name from ops.OPS, or module:attribute; ConfigError otherwise
         if self.fan_in < 2:
             raise ConfigError(f"fan-in must be >= 2, got {self.fan_in}")
         for name in ("batch_rows", "row_group_rows", "read_window"):

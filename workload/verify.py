@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -74,10 +75,23 @@ def expected_input_rows(manifest: dict, summary: dict) -> list[int] | None:
     return [sum(per_file[i * span : (i + 1) * span]) for i in range(first, first + count)]
 
 
+def iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat(timespec="microseconds")
+
+
+def public_totals(totals: dict) -> dict:
+    """Totals as written to JSON: timestamps as ISO 8601 in UTC."""
+    out = dict(totals)
+    for name in ("ts_min", "ts_max"):
+        if name in out:
+            out[name] = iso(out[name])
+    return out
+
+
 def verify(store: Store) -> list[str]:
     """Every difference found, as one line each; empty means the result is right."""
-    from .merge import public_totals
-
     manifest = check_manifest(store.read_json(layout.MANIFEST), store.describe(layout.MANIFEST))
     try:
         summary, tables = read_result(store)

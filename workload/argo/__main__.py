@@ -1,6 +1,6 @@
-"""python -m workflows render | validate | submit
+"""python -m workload.argo render | validate | submit
 
-render    write the golden manifests (workflows/<form>.yaml), or one form to stdout
+render    write the manifests of every form into --out (default ./manifests), or one to stdout
 validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them
 submit    create a form on an Argo server through Hera (token from $ARGO_TOKEN)
 """
@@ -13,8 +13,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-GOLDEN = {form: HERE / f"{form}.yaml" for form in ("steps", "dag", "workflow", "standalone")}
+FORM_NAMES = ("steps", "dag", "workflow", "standalone")
+DEFAULT_OUT = Path("manifests")  # the repository's golden manifests, from its root
+
+
+def golden(folder: Path = DEFAULT_OUT) -> dict[str, Path]:
+    return {form: Path(folder) / f"{form}.yaml" for form in FORM_NAMES}
 
 
 def _options(args: argparse.Namespace):
@@ -31,9 +35,10 @@ def render(args: argparse.Namespace) -> int:
     if args.form:
         sys.stdout.write(FORMS[args.form](options).to_yaml())
         return 0
-    for form, path in GOLDEN.items():
+    args.out.mkdir(parents=True, exist_ok=True)
+    for form, path in golden(args.out).items():
         path.write_text(FORMS[form](options).to_yaml())
-        print(f"wrote {path.relative_to(HERE.parent)}")
+        print(f"wrote {path}")
     return 0
 
 
@@ -41,7 +46,7 @@ def validate(args: argparse.Namespace) -> int:
     from .validate import validate_file
 
     bad = 0
-    for path in args.files or GOLDEN.values():
+    for path in args.files or golden().values():
         problems = validate_file(path)
         for line in problems:
             print(f"{path}: {line}", file=sys.stderr)
@@ -97,7 +102,9 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workflows", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workload.argo", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def shape(p: argparse.ArgumentParser) -> None:
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("--image", help="container image")
         p.add_argument("--root", help="root path or URL in the pods (default /mnt/vol)")
-        p.add_argument("--op", choices=["merge", "aggregate"])
+        p.add_argument("--op", help="merge, aggregate, or module:attribute of your own op")
         p.add_argument("--claim", help="PVC mounted at /mnt/vol (default pvc-oss)")
         p.add_argument("--oss-endpoint", dest="oss_endpoint")
         p.add_argument("--service-account", dest="service_account")
@@ -129,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--form",
         choices=["steps", "dag", "workflow", "standalone"],
-        help="print this form to stdout instead of writing the golden files",
+        help="print this form to stdout instead of writing the files",
+    )
+    r.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder to write (default ./manifests)"
     )
     v = sub.add_parser("validate", help="validate manifests offline")
-    v.add_argument("files", nargs="*", type=Path, help="default: the golden manifests")
+    v.add_argument("files", nargs="*", type=Path, help="default: ./manifests/*.yaml")
     s = sub.add_parser("submit", help="submit to an Argo server with Hera")
     shape(s)
     s.add_argument("--form", choices=["steps", "dag"], default="steps")

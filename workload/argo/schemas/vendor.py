@@ -1,4 +1,4 @@
-"""Rewrite the vendored Argo schemas from Argo's CRDs: `python -m workflows.schemas.vendor DIR`.
+"""Rewrite the vendored Argo schemas from Argo's CRDs: `python -m workload.argo.schemas.vendor DIR`.
 
 DIR holds argoproj.io_workflows.yaml and argoproj.io_workflowtemplates.yaml (Argo's full CRDs).
 Each CRD's v1alpha1 openAPIV3Schema is written here as KIND.json.gz, with the prose

@@ -33,7 +33,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from workload import layout
+from workload import __version__, layout
 from workload.errors import (
     EXIT_CONFIG,
     EXIT_DATA,
@@ -67,7 +67,7 @@ class Options:
     files: int = 128
     fan_in: int = 2
     final_fan_in: int = layout.DEFAULT_FINAL_FAN_IN
-    image: str = "registry.example.com/workload:0.1.0"
+    image: str = f"registry.example.com/workload:{__version__}"
     root: str = MOUNT
     op: str = "merge"
     claim: str | None = "pvc-oss"  # the PVC mounted at /mnt/vol (OSS or NAS); None for none
@@ -109,7 +109,7 @@ def parameters(o: Options, numbers: bool = True) -> list[Parameter]:
     params += [
         Parameter(name="root", value=o.root),
         Parameter(name="image", value=o.image),
-        Parameter(name="op", value=o.op, enum=["merge", "aggregate"]),
+        Parameter(name="op", value=o.op, enum=_op_names(o.op)),
         Parameter(name="oss_endpoint", value=o.oss_endpoint),
         Parameter(name="retries", value=str(o.retries)),
         Parameter(name="pod_deadline_seconds", value=str(o.pod_deadline_seconds)),
@@ -219,6 +219,14 @@ def retry_expression() -> str:
 
 
 BACKOFF = m.Backoff(duration="10s", factor=2, cap="5m")
+
+
+def _op_names(chosen: str) -> list[str]:
+    """The ops a run may pick: the registry's, and an op of the user's own ("module:attr")."""
+    from workload import ops
+
+    ops.get(chosen)  # refuse an op that does not resolve, at render time
+    return [*ops.OPS, *([chosen] if chosen not in ops.OPS else [])]
 
 
 def _retry() -> RetryStrategy:

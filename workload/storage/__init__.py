@@ -23,17 +23,18 @@ import errno
 import fcntl
 import glob
 import hashlib
+import importlib
 import inspect
 import json
 import os
 import posixpath
 import stat
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -42,10 +43,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from . import progress
-from .errors import (
+from .. import progress
+from ..errors import (
     ConfigError,
-    DamagedInput,
     DataError,
     Missing,
     TransientError,
@@ -54,15 +54,14 @@ from .errors import (
     redact,
     register_secret,
 )
+from .parquet import ParquetInput, damaged, reread_once
+from .readahead import SHORT_READ_ATTEMPTS, WindowReader
 
-_BACKENDS = {"s3": "s3", "s3a": "s3", "oss": "oss"}
-SCHEMES = ("file", "s3", "s3a", "oss")
-# A short body is re-requested this many times before the store is declared flaky (75).
-SHORT_READ_ATTEMPTS = 3
-# Time-outs for each S3 request; a stalled store is also caught by the pod's watchdog
-# (progress.py). botocore's defaults (60 s read time-out, legacy retries) under s3fs's own five
-# retries held a pod about 420 s on a store that accepted connections and never answered.
-S3_CONFIG = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 3}}
+__all__ = ["Output", "ParquetInput", "Store", "open_store", "reread_once"]
+
+# protocol -> the module that holds its quirks (configure, tune, ranged, upload, stale uploads)
+BACKENDS = {"s3": "s3", "s3a": "s3", "oss": "oss"}
+SCHEMES = ("file", *BACKENDS)
 
 
 @dataclass
@@ -101,12 +100,9 @@ class Store:
         for secret in (parts.username, parts.password):  # s3://KEY:SECRET@bucket/...
             register_secret(unquote(secret or ""))
             register_secret(secret or "")
-        if protocol in ("s3", "s3a"):
-            self._s3_env(options)
-        else:
-            self._oss_env(options)
-        cls = self._backend_class(protocol)
-        _check_options(cls, options, protocol)
+        self.backend: ModuleType = importlib.import_module(f".{BACKENDS[protocol]}", __name__)
+        self.backend.configure(options)
+        _check_options(self._backend_class(protocol), options, protocol)
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         except (TypeError, ValueError) as exc:
@@ -115,45 +111,17 @@ class Store:
             raise classify_storage(exc, str(self)) from None
         self.root = self.root.rstrip("/")
         self.bucket = self.root.lstrip("/").split("/", 1)[0]  # ossfs roots start with "/"
-        if protocol in ("s3", "s3a"):
-            # s3fs's own loop around botocore's three attempts (default 5 loops: 15 requests
-            # and about 45 s on a store that closes every connection)
-            self.fs.retries = 1
+        self.backend.tune(self.fs)
 
     @staticmethod
     def _backend_class(protocol: str) -> type:
         try:
             return fsspec.get_filesystem_class(protocol)
         except ImportError:
-            extra = _BACKENDS.get(protocol, protocol)
             raise ConfigError(
-                f"{protocol}:// needs an optional backend: pip install 'workload[{extra}]'"
+                f"{protocol}:// needs an optional backend: "
+                f"pip install 'workload[{BACKENDS[protocol]}]'"
             ) from None
-
-    @staticmethod
-    def _s3_env(options: dict[str, Any]) -> None:
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint and "endpoint_url" not in options:
-            options["endpoint_url"] = endpoint
-        config = dict(options.get("config_kwargs") or {})
-        for name, value in S3_CONFIG.items():
-            config.setdefault(name, value)
-        if os.environ.get("AWS_MAX_ATTEMPTS"):  # botocore's own variable wins over ours
-            config.pop("retries")
-        options["config_kwargs"] = config
-
-    @staticmethod
-    def _oss_env(options: dict[str, Any]) -> None:
-        for option, env in (
-            ("endpoint", "OSS_ENDPOINT"),
-            ("key", "OSS_ACCESS_KEY_ID"),
-            ("secret", "OSS_ACCESS_KEY_SECRET"),
-            ("token", "OSS_SESSION_TOKEN"),
-        ):
-            if os.environ.get(env) and option not in options:
-                options[option] = os.environ[env]
-        if not options.get("endpoint"):
-            raise ConfigError("oss:// needs an endpoint: set OSS_ENDPOINT")
 
     def __str__(self) -> str:
         return redact(self.url)
@@ -313,25 +281,7 @@ class Store:
             os.close(lock)
 
     def _upload(self, local: str, final: str) -> None:
-        """One whole object: a single PUT, or a multipart upload completed only at the end."""
-        extra: dict[str, Any] = {"callback": progress.UploadCallback(final)}
-        if self.protocol in ("s3", "s3a"):
-            # s3fs defaults to 50 MiB parts, ten in flight: up to 500 MB of buffers for one
-            # upload. Two 16 MiB parts in flight keep a pod's memory flat.
-            size = os.path.getsize(local)
-            extra.update(chunksize=max(16 * 2**20, -(-size // 10_000)), max_concurrency=2)
-        elif self.protocol == "oss":
-            import oss2
-            from ossfs.base import SIMPLE_TRANSFER_THRESHOLD
-
-            extra.pop("callback")  # ossfs's put_file takes no fsspec callback
-            if os.path.getsize(local) >= SIMPLE_TRANSFER_THRESHOLD:
-                # oss2 keeps resumable-upload checkpoints under $HOME by default, which a
-                # non-root pod may not be able to write; a private folder goes with the upload.
-                with tempfile.TemporaryDirectory(prefix="workload-oss-") as store:
-                    self.fs.put_file(local, final, store=oss2.ResumableStore(root=store))
-                return
-        self.fs.put_file(local, final, **extra)
+        self.backend.upload(self.fs, local, final, progress.UploadCallback(final))
 
     def _abort_stale_uploads(self, rel: str) -> None:
         """Abort incomplete multipart uploads of this output's key that a dead writer left
@@ -339,27 +289,8 @@ class Store:
         the bucket lifecycle rule that covers everything else."""
         key = self.path(rel).lstrip("/").split("/", 1)[1]
         cutoff = time.time() - self.stale_seconds
-
-        def abort_s3() -> None:
-            listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=key)
-            for upload in listing.get("Uploads", []):
-                if upload["Key"] == key and upload["Initiated"].timestamp() <= cutoff:
-                    self.fs.call_s3(
-                        "abort_multipart_upload",
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload["UploadId"],
-                    )
-
-        def abort_oss() -> None:
-            import oss2
-
-            bucket = self.fs._get_bucket(self.bucket)  # ossfs has no public multipart API
-            for upload in oss2.MultipartUploadIterator(bucket, prefix=key):
-                if upload.key == key and upload.initiation_date <= cutoff:
-                    bucket.abort_multipart_upload(key, upload.upload_id)
-
-        self._call(rel, abort_oss if self.protocol == "oss" else abort_s3, writing=True)
+        abort = self.backend.abort_stale_uploads
+        self._call(rel, lambda: abort(self.fs, self.bucket, key, cutoff), writing=True)
 
     def write_bytes(self, rel: str, data: bytes, *, digest: bool = False) -> Output:
         with self.output(rel, digest=digest) as out, open(out.path, "wb") as f:
@@ -380,7 +311,7 @@ class Store:
             size = source.size()
         else:
             size = identity[0]
-            reader = WindowReader(self._ranged(full), size, window, what)
+            reader = WindowReader(self.backend.ranged(self.fs, full), size, window, what)
             source = pa.PythonFile(reader, mode="r")
         try:
             file = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
@@ -389,165 +320,6 @@ class Store:
                 raise reader.error from None
             raise damaged(what, identity, exc) from None
         return ParquetInput(file, what, reader, size, identity)
-
-    def _ranged(self, full: str) -> Callable[[int, int], bytes]:
-        if self.protocol == "oss":
-            # ossfs 2025.5 treats range ends as inclusive (fsspec/ossfs#166), and its cat_file
-            # omits OSS's "standard" range behaviour, so a range ending at the object's end
-            # returns the whole object. get_object sends that header; asking for one byte past
-            # `end` and slicing is right whether or not a release makes the end exclusive.
-            return lambda start, end: self.fs.get_object(full, start, end)[: end - start]
-        return lambda start, end: self.fs.cat_file(full, start=start, end=end)
-
-
-class WindowReader:
-    """A read-only file object over ranged fetches, with a read-ahead window.
-
-    Sequential reads (how a Parquet reader walks row groups and column chunks) hit the window;
-    a miss fetches the next `window` bytes in one request. A response shorter than asked for is
-    asked for again (SHORT_READ_ATTEMPTS in all), then reported as a flaky store. Counts
-    requests and bytes."""
-
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, window: int, what: str):
-        self._fetch, self._size, self._window, self._what = fetch, size, window, what
-        self._pos = 0
-        self._buf = memoryview(b"")
-        self._buf_start = 0
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.bytes = 0
-        self.error: WorkloadError | None = None
-        self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        self.closed = True
-        self._buf = memoryview(b"")
-
-    def read(self, n: int = -1) -> bytes:
-        with self._lock:
-            end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
-            if end <= self._pos:
-                return b""
-            lo = self._pos - self._buf_start
-            if lo < 0 or end - self._buf_start > len(self._buf):
-                self._load(self._pos, max(end, min(self._size, self._pos + self._window)))
-                lo = 0
-            out = bytes(self._buf[lo : lo + end - self._pos])
-            self._pos = end
-            return out
-
-    def _load(self, start: int, end: int) -> None:
-        self._buf = memoryview(b"")  # let the old window go before the new one arrives
-        for attempt in range(1, SHORT_READ_ATTEMPTS + 1):
-            progress.tick(self._what)
-            try:
-                data = self._fetch(start, end)
-            except Exception as exc:
-                self.error = classify_storage(exc, self._what)
-                if not isinstance(self.error, TransientError) or attempt > 1:
-                    raise self.error from None
-                continue  # the client's own retries are spent: one more request, no more
-            self.requests += 1
-            self.bytes += len(data)
-            if len(data) == end - start:
-                self.error = None
-                self._buf, self._buf_start = memoryview(data), start
-                progress.tick(self._what)
-                return
-        self.error = TransientError(
-            f"short read from {self._what}: asked for bytes {start}..{end - 1}, got "
-            f"{len(data)} bytes, {SHORT_READ_ATTEMPTS} times"
-        )
-        raise self.error
-
-
-class ParquetInput:
-    """One open Parquet input: its schema, row count, and a batch stream that classifies
-    failures (a storage failure as the store's, a page that does not check out as damage)."""
-
-    def __init__(self, file, what: str, reader: WindowReader | None, size: int, identity: tuple):
-        self.file, self.what, self._reader, self.size = file, what, reader, size
-        self.identity = identity
-        self.schema = file.schema_arrow
-        self.rows = file.metadata.num_rows
-
-    @property
-    def requests(self) -> int:
-        return self._reader.requests if self._reader else 0
-
-    @property
-    def bytes_read(self) -> int:
-        return self._reader.bytes if self._reader else self.size
-
-    def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        rows = 0
-        try:
-            for batch in self.file.iter_batches(batch_size=batch_rows, use_threads=False):
-                rows += batch.num_rows
-                if batch.num_rows:
-                    yield batch
-        except (pa.ArrowException, OSError) as exc:
-            if self._reader is not None and self._reader.error is not None:
-                raise self._reader.error from None
-            raise damaged(self.what, self.identity, exc) from None
-        if rows != self.rows:
-            raise DamagedInput(
-                f"{self.what} is damaged: its footer promises {self.rows} rows, its pages "
-                f"hold {rows}",
-                self.what,
-                self.identity,
-            )
-
-
-def damaged(what: str, identity: tuple, exc: BaseException) -> WorkloadError:
-    """A read that failed inside the Parquet reader: an OS-level failure keeps its class; any
-    other failure means the bytes did not check out (page CRC, footer, decoding)."""
-    if isinstance(exc, OSError) and isinstance(exc.errno, int):
-        return classify_storage(exc, what)
-    kind = type(exc).__name__
-    return DamagedInput(
-        f"{what} is not a readable Parquet file (damaged or truncated: {kind})", what, identity
-    )
-
-
-def reread_once(pod: Callable[[], Any]) -> Any:
-    """Run a pod's body; when an input's bytes do not check out, run it once more.
-
-    The first failure may be a bad transfer (a proxy or a flaky link that damaged bytes in
-    flight); a second failure of the same input, unchanged, is damaged data (66). A changed
-    object is a race with its writer (75)."""
-    from .metrics import log
-
-    try:
-        return pod()
-    except DamagedInput as first:
-        log(f"warning: {first}; reading again once")
-        try:
-            return pod()
-        except DamagedInput as second:
-            if second.what == first.what and second.identity != first.identity:
-                raise TransientError(f"{second.what} changed while it was read") from None
-            raise DataError(str(second)) from None
 
 
 def file_sha256(path: str) -> str:

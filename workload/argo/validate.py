@@ -9,10 +9,10 @@
    CRDs) is checked against ``OBJECT_META``. Not checked: CEL rules, list-type uniqueness.
 2. Semantic, what Argo's controller checks: see ``_check_semantics``.
 
-The schemas are vendored in ``workflows/schemas`` from Argo's full CRDs (argo-workflows v4.1.2,
+The schemas are vendored in ``workload/argo/schemas`` from Argo's full CRDs (argo-workflows v4.1.2,
 commit f016ad89, Apache-2.0), descriptions stripped and gzipped (50 KB instead of 5.5 MB of
-YAML; about 20 ms to load); ``python -m workflows.schemas.vendor DIR`` rewrites them.
-CLI: ``python -m workflows.validate FILE...``.
+YAML; about 20 ms to load); ``python -m workload.argo.schemas.vendor DIR`` rewrites them.
+CLI: ``python -m workload.argo.validate FILE...``.
 """
 
 import functools
@@ -61,7 +61,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 @functools.cache
 def schema_for(kind: str) -> dict:
     """The CRD's openAPIV3Schema for ``kind`` (shared and cached: do not mutate it), from the
-    vendored copy (``workflows/schemas``, descriptions stripped)."""
+    vendored copy (``workload/argo/schemas``, descriptions stripped)."""
     if kind not in CRD_FILES:
         raise ValueError(f"no CRD for kind {kind!r} (known: {', '.join(CRD_FILES)})")
     return json.loads(gzip.decompress((SCHEMAS / f"{kind}.json.gz").read_bytes()))

@@ -1,0 +1,127 @@
+"""k sorted batch streams walked in lockstep: a k-way merge at batch granularity.
+
+`aligned` yields, per step, every input's rows below a common bound, so each step can be finished
+on its own with memory bounded by about one batch per input. Each input must be sorted by the
+given keys; a DataError names the input and row where it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DataError
+from .columns import ints
+
+
+def _columns(batch: pa.RecordBatch | pa.Table, by: Sequence[str]) -> list[np.ndarray]:
+    return [ints(batch.column(name)) for name in by]
+
+
+def first_unsorted(cols: list[np.ndarray]) -> int | None:
+    """Index i where row i+1 sorts before row i, or None when sorted."""
+    a = cols[0]
+    bad = a[1:] < a[:-1]  # boolean masks, not int64 diffs: an eighth of the memory traffic
+    if len(cols) > 1:
+        b = cols[1]
+        bad |= (a[1:] == a[:-1]) & (b[1:] < b[:-1])
+    if not bad.any():
+        return None
+    return int(bad.argmax())
+
+
+def _rows_below(cols: list[np.ndarray], bound: tuple) -> int:
+    """How many leading rows sort strictly below `bound` (cols sorted lexicographically)."""
+    lo, hi = 0, len(cols[0])
+    for i, (col, b) in enumerate(zip(cols, bound, strict=True)):
+        part = col[lo:hi]
+        left = lo + int(np.searchsorted(part, b, "left"))
+        if i == len(cols) - 1:
+            return left
+        hi = lo + int(np.searchsorted(part, b, "right"))
+        lo = left
+        if lo == hi:
+            return lo
+    return lo
+
+
+class _Input:
+    def __init__(self, name: str, batches: Iterable[pa.RecordBatch], by: Sequence[str]):
+        self.name, self.by, self._it = name, by, iter(batches)
+        self.done = False
+        self.table: pa.Table | None = None
+        self.cols: list[np.ndarray] = []
+        self._last: tuple | None = None
+        self._row = 0  # rows pulled so far, for error messages
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.table is None else self.table.num_rows
+
+    def last(self) -> tuple:
+        return tuple(c[-1] for c in self.cols)
+
+    def pull(self) -> None:
+        for batch in self._it:
+            if batch.num_rows:
+                self._append(batch)
+                return
+        self.done = True
+
+    def _append(self, batch: pa.RecordBatch) -> None:
+        cols = _columns(batch, self.by)
+        bad = first_unsorted(cols)
+        first = tuple(c[0] for c in cols)
+        if bad is None and self._last is not None and first < self._last:
+            bad = -1
+        if bad is not None:
+            raise DataError(
+                f"{self.name} is not sorted by ({', '.join(self.by)}) at row {self._row + bad + 1}"
+            )
+        self._last = tuple(c[-1] for c in cols)
+        self._row += batch.num_rows
+        new = pa.Table.from_batches([batch])
+        if self.table is None or self.table.num_rows == 0:
+            self.table, self.cols = new, cols
+        else:
+            self.table = pa.concat_tables([self.table, new])
+            self.cols = [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)]
+
+    def take(self, n: int) -> pa.Table | None:
+        if self.table is None or n == 0:
+            return None
+        head = self.table.slice(0, n)
+        self.table = self.table.slice(n)
+        self.cols = [c[n:] for c in self.cols]
+        return head
+
+
+def aligned(
+    streams: Sequence[tuple[str, Iterable[pa.RecordBatch]]], by: Sequence[str]
+) -> Iterator[list[pa.Table]]:
+    """Yield lists of per-input tables (input order kept, empty ones dropped) such that, for
+    every step, all rows of all inputs sorting below the step's upper bound are in that step.
+
+    Each input must be sorted by `by`; a DataError names the input and row where it is not.
+    """
+    inputs = [_Input(name, batches, by) for name, batches in streams]
+    for x in inputs:
+        x.pull()
+    while True:
+        live = [x for x in inputs if not x.done]
+        if not live:
+            parts = [x.take(x.rows) for x in inputs]
+            parts = [p for p in parts if p is not None]
+            if parts:
+                yield parts
+            return
+        bound = min(x.last() for x in live)
+        parts = [x.take(_rows_below(x.cols, bound)) if x.rows else None for x in inputs]
+        parts = [p for p in parts if p is not None]
+        if parts:
+            yield parts
+        for x in live:
+            if x.last() == bound:
+                x.pull()

@@ -1,0 +1,473 @@
+"""The aggregate op: combinable partials per (key, category), and the final result of both
+built-in ops (by_key and by_category).
+
+One table, AGGREGATES, drives the partials' schema, the one-row partial of an event, the reduce
+and scatter loops, the final pod's dense slots, the totals and the output columns: a new
+aggregate is one line there. Partials hold one array per aggregate; an event row is a partial of
+one row, so one sort-and-reduceat serves level 1 (events), later levels (partials) and the final
+pod. Sums are exact int64: a sum that would wrap is an error, never a wrong number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema
+from ..errors import DataError
+from ..kernels.align import first_unsorted
+from ..kernels.categories import Categories
+from ..kernels.checksum import checksum_hex, row_hashes
+from ..kernels.columns import INT64_MAX, INT64_MIN, ints, validity
+from . import Step
+
+
+@dataclass
+class Events:
+    """The event columns of one batch as numpy, for the aggregates' one-row partials."""
+
+    key: np.ndarray
+    ts: np.ndarray
+    value: np.ndarray  # nulls as 0
+    valid: np.ndarray
+    cat: np.ndarray
+    cats: Categories
+
+    @classmethod
+    def of(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Events:
+        value = table.column("value")
+        return cls(
+            key=ints(table.column("key")),
+            ts=ints(table.column("ts")),
+            value=ints(value),
+            valid=validity(value),
+            cat=cats.codes(table.column("category")),
+            cats=cats,
+        )
+
+    def hashes(self) -> np.ndarray:
+        return row_hashes(self.key, self.ts, self.value, self.valid, self.cats.hashes()[self.cat])
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One combinable aggregate: the partial of one event, how two partials combine (a ufunc
+    with its identity, the value of no rows), and its output column."""
+
+    name: str
+    of_event: Callable[[Events], np.ndarray]
+    ufunc: np.ufunc
+    identity: int
+    type: pa.DataType
+    nullable: bool = False  # null where value_count is 0 (SQL: an aggregate of no values)
+    exact: bool = False  # an int64 sum: checked against overflow
+    in_result: bool = True  # a column of by_key and by_category (else partials and totals only)
+
+
+AGGREGATES: tuple[Aggregate, ...] = (
+    Aggregate("rows", lambda e: np.ones(len(e.key), np.int64), np.add, 0, pa.int64()),
+    Aggregate("value_count", lambda e: e.valid.astype(np.int64), np.add, 0, pa.int64()),
+    Aggregate("value_sum", lambda e: e.value, np.add, 0, pa.int64(), nullable=True, exact=True),
+    Aggregate(
+        "value_min",
+        lambda e: np.where(e.valid, e.value, INT64_MAX),
+        np.minimum,
+        INT64_MAX,
+        pa.int64(),
+        nullable=True,
+    ),
+    Aggregate(
+        "value_max",
+        lambda e: np.where(e.valid, e.value, INT64_MIN),
+        np.maximum,
+        INT64_MIN,
+        pa.int64(),
+        nullable=True,
+    ),
+    Aggregate("ts_min", lambda e: e.ts, np.minimum, INT64_MAX, schema.TS),
+    Aggregate("ts_max", lambda e: e.ts, np.maximum, INT64_MIN, schema.TS),
+    # A wrapping uint64 sum of row hashes: order-independent, so any tree shape gives the same.
+    Aggregate("checksum", Events.hashes, np.add, 0, pa.uint64(), in_result=False),
+)
+RESULT_AGGREGATES = tuple(a for a in AGGREGATES if a.in_result)
+NULL_UNLESS = "value_count"  # the nullable aggregates are null where this is 0
+
+
+def _fields(aggregates: Sequence[Aggregate]) -> list[pa.Field]:
+    return [pa.field(a.name, a.type, nullable=a.nullable) for a in aggregates]
+
+
+_KEY = pa.field("key", pa.int64(), nullable=False)
+PARTIALS = pa.schema([_KEY, pa.field("category", schema.CATEGORY), *_fields(AGGREGATES)])
+BY_KEY = pa.schema([_KEY, *_fields(RESULT_AGGREGATES)])
+BY_CATEGORY = pa.schema([pa.field("category", pa.string()), *_fields(RESULT_AGGREGATES)])
+
+
+class Partials:
+    """Combinable aggregates, one row per group: `key`, `cat` (category codes) and one array
+    per aggregate (`values`). The min/max of no values hold the ufunc's identity; they become
+    nulls only on output."""
+
+    __slots__ = ("cat", "key", "values")
+
+    def __init__(self, key: np.ndarray, cat: np.ndarray, values: dict[str, np.ndarray]):
+        self.key, self.cat, self.values = key, cat, values
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def __getattr__(self, name: str) -> np.ndarray:  # p.rows, p.value_sum, ...
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_events(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Partials:
+        e = Events.of(table, cats)
+        return cls(e.key, e.cat, {a.name: a.of_event(e) for a in AGGREGATES})
+
+    @classmethod
+    def from_table(cls, table: pa.Table | pa.RecordBatch, cats: Categories) -> Partials:
+        values = {a.name: ints(table.column(a.name), a.identity) for a in AGGREGATES}
+        return cls(ints(table.column("key")), cats.codes(table.column("category")), values)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Partials]) -> Partials:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            np.concatenate([p.key for p in parts]),
+            np.concatenate([p.cat for p in parts]),
+            {a.name: np.concatenate([p.values[a.name] for p in parts]) for a in AGGREGATES},
+        )
+
+    def reduce(self, by: str, cats: Categories) -> Partials:
+        """Combine rows with equal group keys; `by` is 'key', 'key,category' or 'category'.
+        The result is sorted by the group keys (categories in string order)."""
+        n = len(self)
+        if n == 0:
+            return self
+        keys = self._group_keys(by, cats)
+        presorted = first_unsorted(keys) is None
+        if len(keys) == 1 and not presorted:
+            lo, hi = int(keys[0].min()), int(keys[0].max())
+            if hi - lo < max(4 * n, 4096):  # dense enough: a scatter beats a sort
+                return self._scatter(keys[0] - lo, hi - lo + 1, by, lo, cats)
+        if presorted:
+            order = None
+        elif len(keys) == 1:
+            order = np.argsort(keys[0], kind="stable")
+        else:
+            order = np.lexsort(keys[::-1])
+        ordered = keys if order is None else [k[order] for k in keys]
+        change = ordered[0][1:] != ordered[0][:-1]
+        for k in ordered[1:]:
+            change |= k[1:] != k[:-1]
+        starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+        if len(starts) == n and order is None:
+            return self  # already one row per group
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a if order is None else a[order]
+
+        first = starts if order is None else order[starts]
+        values = {a.name: _reduceat(a, pick(self.values[a.name]), starts) for a in AGGREGATES}
+        return Partials(self.key[first], self.cat[first], values)
+
+    def _scatter(self, slot: np.ndarray, size: int, by: str, lo: int, cats: Categories):
+        """Reduce by accumulating into one slot per possible group id (ufunc.at is about 1 ns a
+        row for a few thousand slots, a stable argsort 40 times that); the non-empty slots come
+        out in group order."""
+        rows = np.zeros(size, np.int64)
+        np.add.at(rows, slot, self.rows)
+        at = np.flatnonzero(rows)  # every group has at least one row
+        values = {a.name: _scatter(a, self.values[a.name], slot, size)[at] for a in AGGREGATES}
+        group = at + lo
+        ncat = len(cats.values)
+        code_of_rank = np.argsort(cats.ranks()).astype(np.int32)
+        if by == "key":
+            key, cat = group, np.zeros(at.size, np.int32)
+        elif by == "category":
+            key, cat = np.zeros(at.size, np.int64), code_of_rank[group]
+        else:  # packed (key - key_lo) * ncat + rank, with lo the packed minimum
+            key_lo = int(self.key.min())
+            key, cat = group // ncat + key_lo, code_of_rank[group % ncat]
+        return Partials(key, cat, values)
+
+    def _group_keys(self, by: str, cats: Categories) -> list[np.ndarray]:
+        """Sort keys for `by`, most significant first; (key, category) packed into one int64
+        when the key range allows, so one stable argsort does it."""
+        if by == "key":
+            return [self.key]
+        rank = cats.ranks()[self.cat]
+        if by == "category":
+            return [rank]
+        lo, hi = int(self.key.min()), int(self.key.max())
+        if (hi - lo + 1) * len(cats.values) < 2**63:
+            return [(self.key - lo) * len(cats.values) + rank]
+        return [self.key, rank]
+
+    def _aggregate_arrays(self) -> list[pa.Array]:
+        empty = self.values[NULL_UNLESS] == 0
+        return [
+            pa.array(self.values[a.name], mask=empty if a.nullable else None).view(a.type)
+            for a in RESULT_AGGREGATES
+        ]
+
+    def to_partials(self, cats: Categories) -> pa.Table:
+        empty = self.values[NULL_UNLESS] == 0
+        arrays = [
+            pa.array(self.values[a.name], mask=empty if a.nullable else None).view(a.type)
+            for a in AGGREGATES
+        ]
+        return pa.Table.from_arrays(
+            [pa.array(self.key), cats.array(self.cat), *arrays], schema=PARTIALS
+        )
+
+    def to_by_key(self) -> pa.Table:
+        return pa.Table.from_arrays([pa.array(self.key), *self._aggregate_arrays()], schema=BY_KEY)
+
+    def to_by_category(self, cats: Categories) -> pa.Table:
+        arrays = [cats.strings(self.cat), *self._aggregate_arrays()]
+        return pa.Table.from_arrays(arrays, schema=BY_CATEGORY)
+
+    def totals(self) -> dict:
+        """Whole-dataset totals (SQL semantics: min/max/sum of no values are None)."""
+        some = len(self) > 0
+        count = int(self.values[NULL_UNLESS].sum()) if some else 0
+        out: dict[str, Any] = {}
+        for a in AGGREGATES:
+            values = self.values[a.name]
+            if a.name == "checksum":
+                total = int(np.add.reduce(values, dtype=np.uint64)) if some else 0
+                out[a.name] = checksum_hex(total)
+                continue
+            if not some or (a.nullable and count == 0):
+                out[a.name] = 0 if a.identity == 0 and not a.nullable else None
+                continue
+            out[a.name] = int(_reduceat(a, values, np.array([0]))[0])
+        return out
+
+
+def empty_partials() -> Partials:
+    return Partials(
+        np.empty(0, np.int64),
+        np.empty(0, np.int32),
+        {a.name: np.empty(0, _dtype(a)) for a in AGGREGATES},
+    )
+
+
+def _dtype(a: Aggregate) -> type:
+    return np.uint64 if pa.types.is_unsigned_integer(a.type) else np.int64
+
+
+def _reduceat(a: Aggregate, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    out = a.ufunc.reduceat(values, starts)
+    if a.exact and _may_wrap(values):
+        _check_sums(out, np.add.reduceat(values.astype(np.float64), starts))
+    return out
+
+
+def _scatter(a: Aggregate, values: np.ndarray, slot: np.ndarray, size: int) -> np.ndarray:
+    out = np.full(size, a.identity, values.dtype)
+    a.ufunc.at(out, slot, values)
+    if a.exact and _may_wrap(values):
+        approx = np.zeros(size, np.float64)
+        np.add.at(approx, slot, values.astype(np.float64))
+        _check_sums(out, approx)
+    return out
+
+
+def summarize_events(table: pa.Table | pa.RecordBatch, cats: Categories):
+    """(by key, by category) partials of one batch of events, for the final pod.
+
+    The general path would first make a one-row partial of every event, then reduce twice;
+    here each aggregate is one pass over the event columns: reduceat over the key runs of a
+    key-sorted batch, and ufunc.at over the few category codes."""
+    e = Events.of(table, cats)
+    if first_unsorted([e.key]) is not None:  # not from our pods: the general path sorts
+        p = Partials.from_events(table, cats)
+        return p.reduce("key", cats), p.reduce("category", cats)
+    n = len(e.key)
+    starts = np.concatenate([[0], np.flatnonzero(e.key[1:] != e.key[:-1]) + 1])
+    size = len(cats.values)
+    rows = np.bincount(e.cat, minlength=size)
+    at = np.flatnonzero(rows)
+    by_key: dict[str, np.ndarray] = {}
+    by_category: dict[str, np.ndarray] = {}
+    for a in AGGREGATES:
+        if a.name == "rows":  # counts without a column of ones
+            by_key[a.name] = np.diff(np.append(starts, n))
+            by_category[a.name] = rows[at].astype(np.int64)
+            continue
+        values = a.of_event(e)
+        if a.in_result:
+            by_key[a.name] = _reduceat(a, values, starts)
+        else:  # not a by-key column: no pass for it
+            by_key[a.name] = np.zeros(len(starts), _dtype(a))
+        by_category[a.name] = _scatter(a, values, e.cat, size)[at]
+    keyed = Partials(e.key[starts], np.zeros(len(starts), np.int32), by_key)
+    return keyed, Partials(np.zeros(at.size, np.int64), at.astype(np.int32), by_category)
+
+
+class ByKey:
+    """The final pod's by-key result, absorbing partials reduced by key (unique, sorted keys).
+
+    When the key range is known (from the files' Parquet statistics) and not too wide, each key
+    has a slot in dense arrays, so absorbing a piece is a scatter rather than a merge of sorted
+    runs; otherwise pieces are merged by sorting. Not thread-safe: callers hold a lock."""
+
+    MAX_SLOTS = 1 << 22  # 4M keys: about 260 MB of slots
+
+    def __init__(self, lo: int | None = None, hi: int | None = None):
+        self._dense = lo is not None and hi is not None and 0 < hi - lo + 1 <= self.MAX_SLOTS
+        self._pending: list[Partials] = []
+        if self._dense:
+            n = hi - lo + 1
+            self._lo = lo
+            self._slots = {a.name: np.full(n, a.identity, _dtype(a)) for a in RESULT_AGGREGATES}
+            # float64 twins of the exact sums detect int64 overflow
+            self._approx = {a.name: np.zeros(n) for a in RESULT_AGGREGATES if a.exact}
+
+    def add(self, p: Partials) -> None:
+        if not self._dense:
+            self._pending.append(p)
+            if sum(len(x) for x in self._pending) > 1 << 21:
+                self._pending = [Partials.concat(self._pending).reduce("key", _NO_CATEGORIES)]
+            return
+        i = p.key - self._lo
+        if i.size and (i[0] < 0 or i[-1] >= len(self._slots["rows"])):
+            raise DataError("key outside the range the files' statistics promised")
+        for a in RESULT_AGGREGATES:
+            slots = self._slots[a.name]
+            slots[i] = a.ufunc(slots[i], p.values[a.name])
+            if a.exact:
+                self._approx[a.name][i] += p.values[a.name]
+
+    def result(self) -> Partials:
+        if not self._dense:
+            if not self._pending:
+                return empty_partials()
+            return Partials.concat(self._pending).reduce("key", _NO_CATEGORIES)
+        for name, approx in self._approx.items():
+            _check_sums(self._slots[name], approx)
+        at = np.flatnonzero(self._slots["rows"])
+        values = {a.name: self._slots[a.name][at] for a in RESULT_AGGREGATES}
+        for a in AGGREGATES:
+            if not a.in_result:
+                values[a.name] = np.full(at.size, a.identity, _dtype(a))
+        return Partials(at + self._lo, np.zeros(at.size, np.int32), values)
+
+
+_NO_CATEGORIES = Categories()  # reduce("key") never looks at categories
+
+
+class ByCategory:
+    """The final pod's by-category result: a handful of rows, merged piece by piece."""
+
+    def __init__(self, cats: Categories):
+        self._cats = cats
+        self._result = empty_partials()
+
+    def add(self, p: Partials) -> None:
+        both = Partials.concat([self._result, p.reduce("category", self._cats)])
+        self._result = both.reduce("category", self._cats)
+
+    def result(self) -> Partials:
+        return self._result
+
+
+@dataclass
+class _Piece:
+    keyed: Partials
+    categorized: Partials
+
+    @property
+    def rows(self) -> int:
+        return int(self.keyed.rows.sum())
+
+
+class Summary:
+    """The final state of both built-in ops: by_key and by_category over events or partials."""
+
+    def __init__(self, *, events: bool, cats: Categories, key_range: tuple):
+        self._events, self._cats = events, cats
+        self._by_key = ByKey(*key_range)
+        self._by_category = ByCategory(cats)
+
+    def summarize(self, batch: pa.RecordBatch) -> _Piece:
+        if self._events:
+            return _Piece(*summarize_events(batch, self._cats))
+        p = Partials.from_table(batch, self._cats)
+        return _Piece(p.reduce("key", self._cats), p)
+
+    def absorb(self, piece: _Piece) -> None:
+        self._by_key.add(piece.keyed)
+        self._by_category.add(piece.categorized)
+
+    def result(self) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+        by_key, by_category = self._by_key.result(), self._by_category.result()
+        totals = by_category.totals()
+        if totals["rows"] != int(by_key.rows.sum()):
+            raise DataError(  # the two paths disagree: never publish that
+                f"result would not add up: {totals['rows']} rows by category, "
+                f"{int(by_key.rows.sum())} by key"
+            )
+        totals["distinct_keys"] = len(by_key)
+        tables = {
+            "by_key": by_key.to_by_key(),
+            "by_category": by_category.to_by_category(self._cats),
+        }
+        return tables, totals
+
+
+class AggregateOp:
+    name = "aggregate"
+    checks_manifest = True
+
+    def schema(self, level: int) -> pa.Schema:
+        return schema.EVENTS if level == 1 else PARTIALS
+
+    def sorted_by(self, level: int) -> tuple[str, ...]:
+        return ("key", "ts") if level == 1 else ("key", "category")
+
+    def aligned_by(self, level: int) -> tuple[str, ...]:
+        return ("key",)  # no (key, category) group straddles two steps
+
+    def combine(self, parts: Sequence[pa.Table], level: int, cats: Categories) -> Step:
+        convert = Partials.from_events if level == 1 else Partials.from_table
+        partials = Partials.concat([convert(p, cats) for p in parts])
+        reduced = partials.reduce("key,category", cats)
+        conserved = {
+            name: (_total(partials.values[name]), _total(reduced.values[name]))
+            for name in ("rows", "checksum")
+        }
+        return Step(reduced.to_partials(cats), conserved)
+
+    def final(self, level: int, cats: Categories, key_range) -> Summary:
+        return Summary(events=level == 1, cats=cats, key_range=key_range)
+
+
+def _total(values: np.ndarray) -> int:
+    """A wrapping uint64 sum (rows never come near it)."""
+    return int(np.add.reduce(values.view(np.uint64), dtype=np.uint64))
+
+
+def _may_wrap(values: np.ndarray) -> bool:
+    """Whether some sum of these int64 values could leave int64's range."""
+    if not values.size:
+        return False
+    return max(-int(values.min()), int(values.max())) * values.size >= 2**63
+
+
+def _check_sums(exact: np.ndarray, approx: np.ndarray) -> None:
+    """Raise if int64 sums wrapped: their float64 twins (exact to well within 2**40) disagree."""
+    if np.any(np.abs(approx - exact.astype(np.float64)) > 2.0**40) or np.any(
+        np.abs(approx) >= 2.0**63
+    ):
+        raise DataError("value_sum overflows int64; values are too large for exact sums")
