@@ -8,11 +8,11 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, cli
 
 from workload import errors, schema
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.pods import REPO, cli
 
 
 @pytest.fixture(scope="module")

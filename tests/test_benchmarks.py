@@ -14,10 +14,10 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO
 
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.pods import REPO
 
 # What the issue asks for, spelled out here rather than imported from the harness.
 ENGINES = {

@@ -9,13 +9,13 @@ import json
 import shutil
 
 import pytest
-from conftest import cli
 
 from workload import errors, layout
 from workload.command import guard as _guard
 from workload.errors import classify_storage
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.pods import cli
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The fault-injecting proxy (tests/fault_proxy.py) with moto behind it, as S3 clients see it."""
+"""The fault-injecting proxy (workload/testing/proxy.py) with moto behind it, as clients see it."""
 
 from __future__ import annotations
 
@@ -21,10 +21,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-try:
-    from tests.fault_proxy import Entry, FaultProxy, Rule, moto_server
-except ModuleNotFoundError:  # tests/ itself is on sys.path (no tests/__init__.py)
-    from fault_proxy import Entry, FaultProxy, Rule, moto_server
+from workload.testing.proxy import Entry, FaultProxy, Rule, moto_server
 
 DATA = random.Random(20260101).randbytes(10_000)
 _names = itertools.count()

@@ -12,12 +12,12 @@ import time
 
 import boto3
 import pytest
-from conftest import cli
-from fault_proxy import FaultProxy, moto_server
 
 from workload import errors, layout
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.pods import cli
+from workload.testing.proxy import FaultProxy, moto_server
 
 BUCKET = "faults"
 ROOT = f"s3://{BUCKET}/root"

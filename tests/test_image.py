@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from workload.testing.pods import REPO
 
 LOCK = REPO / "image" / "requirements.lock"
 EXIT_USAGE = 2  # README's exit-code table: bad arguments

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ORIGINAL_ENV, cli, run_tree
 from moto.server import ThreadedMotoServer
-from oss_emulator import OSSEmulator
 
 from workload import errors, layout, schema
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.oss_emulator import OSSEmulator
+from workload.testing.pods import cli, run_tree
 
 FILES, ROWS, KEYS, SEED = 9, 4000, 700, 21
 SHAPE = {"fan_in": 2, "final_fan_in": 2}  # 9 -> 5 -> 3 -> 2 -> result: odd counts everywhere
 BUCKET = "workload-test"
+# The environment as collected, before the autouse fixture cleans it: the real-OSS test reads it.
+ORIGINAL_ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="module")

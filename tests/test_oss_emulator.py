@@ -12,10 +12,7 @@ import requests
 from ossfs import OSSFileSystem
 from ossfs.base import SIMPLE_TRANSFER_THRESHOLD
 
-try:
-    from tests.oss_emulator import OSSEmulator, crc64_ecma, crc64_ecma_py
-except ModuleNotFoundError:  # tests/ itself is on sys.path (no tests/__init__.py)
-    from oss_emulator import OSSEmulator, crc64_ecma, crc64_ecma_py
+from workload.testing.oss_emulator import OSSEmulator, crc64_ecma, crc64_ecma_py
 
 KEY, SECRET = "test-key", "test-secret"
 BUCKET = "emu-bucket"

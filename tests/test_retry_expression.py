@@ -10,7 +10,6 @@ import re
 import pytest
 import yaml
 from argo_expander import evaluate_condition, expand
-from conftest import REPO
 
 from workload import errors
 from workload.argo import __main__ as cli
@@ -21,6 +20,7 @@ from workload.argo.build import (
     Options,
 )
 from workload.argo.validate import validate
+from workload.testing.pods import REPO
 
 SHAPES = [
     Options(),

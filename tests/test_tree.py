@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-from conftest import comparable, duckdb_result, read_result, run_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workload import layout
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.oracle import comparable, duckdb_result
+from workload.testing.pods import read_result, run_tree
 from workload.verify import verify
 
 SHAPES = st.fixed_dictionaries(
@@ -37,7 +38,7 @@ def test_tree_equals_duckdb(tmp_path_factory, shape):
     root = str(tmp_path_factory.mktemp("tree"))
     store = open_store(root)
     generate(store, len(shape["rows"]), shape["rows"], shape["keys"], shape["seed"], shape["skew"])
-    plan = run_tree(root, shape["op"], shape["fan_in"], shape["final_fan_in"])
+    plan = run_tree(root, shape["op"], fan_in=shape["fan_in"], final_fan_in=shape["final_fan_in"])
 
     by_key, by_cat = read_result(root)
     want_key, want_cat = duckdb_result(f"{root}/l1/*.parquet")
@@ -60,7 +61,7 @@ def test_result_is_bit_identical_across_ops_and_shapes(tmp_path):
         for name in store.listdir(""):
             if name != "l1":
                 store.remove(name)
-        run_tree(str(first), op, fan_in, final)
+        run_tree(str(first), op, fan_in=fan_in, final_fan_in=final)
         summary = store.read_json(layout.SUMMARY)
         names = ("rows", "distinct_keys", "value_sum", "checksum", "ts_min")
         totals = {k: summary[k] for k in names}

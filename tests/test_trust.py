@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
 
 from workload import errors, layout
 from workload.generate import generate
 from workload.storage import open_store
+from workload.testing.pods import cli
 from workload.verify import NoResult, read_result, verify
 
 FILES, ROWS, KEYS = 6, 20_000, 3000

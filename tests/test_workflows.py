@@ -9,11 +9,11 @@ from typing import ClassVar
 
 import pytest
 import yaml
-from conftest import REPO
 
 from workload.argo import __main__ as cli
 from workload.argo.build import FORMS, Options, pods_expression, retry_expression
 from workload.argo.validate import validate
+from workload.testing.pods import REPO
 
 SHAPES = [
     Options(),

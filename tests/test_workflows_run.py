@@ -12,7 +12,6 @@ import boto3
 import pytest
 import yaml
 from argo_expander import PodFailed, SecretRef, expand, resolve_env, run, substitute
-from conftest import REPO, run_tree
 from moto.server import ThreadedMotoServer
 
 from workload import errors, layout, run_local
@@ -20,6 +19,7 @@ from workload.argo.build import FORMS, TEMPLATE_NAME, Options
 from workload.generate import generate
 from workload.settings import Settings
 from workload.storage import open_store
+from workload.testing.pods import REPO, run_tree
 from workload.verify import verify
 
 ROWS, KEYS, SEED = 300, 2000, 7  # small files: these tests are about the manifests

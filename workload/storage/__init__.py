@@ -5,7 +5,7 @@ length is checked (s3fs, ossfs), behind a read-ahead window: one GET fetches `re
 (32 MiB by default), so a file costs one GET for its footer plus about one per 32 MiB, and memory
 per open input stays at one window whatever the file's size. Arrow's native S3 reader is not
 used for data: behind a proxy that sent a short body it returned a buffer of the requested size
-with a zero tail and no error (tests/test_fault_proxy.py shows it). Every Parquet page that
+with a zero tail and no error (tests/test_fault_proxy.py pins it). Every Parquet page that
 carries a CRC is verified as it is decoded.
 
 Writes are atomic and whole: the file is written to a temporary name (beside the target on a
