@@ -12,6 +12,13 @@ from workload.testing.pods import OURS
 ORIGINAL_ENV = dict(os.environ)
 
 
+def pytest_collection_modifyitems(items):
+    """tests/unit is the fast layer: `pytest -m unit` (make test-fast) runs it alone."""
+    for item in items:
+        if "unit" in item.path.parts:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     """Tests choose their own roots and credentials; nothing leaks in from the shell."""

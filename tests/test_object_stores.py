@@ -125,7 +125,7 @@ def test_pod_on_s3_from_the_command_line(s3_env):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["rows_out"] == 60_000
-    sizes = [open_store(root).size(layout.shard(1, i)) for i in range(2)]
+    sizes = [open_store(root).size(layout.level_file(1, i)) for i in range(2)]
     assert record["requests_in"] <= sum(2 + math.ceil(s / 2**25) for s in sizes)
     assert "test-secret-s3" not in result.stdout + result.stderr
 

@@ -27,7 +27,7 @@ import errno
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -207,7 +207,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
 
 
-def _is_instance(exc: BaseException, table: dict[str, tuple[str, ...]]) -> bool:
+def _is_instance(exc: BaseException, table: Mapping[str, tuple[str, ...]]) -> bool:
     for module, names in table.items():
         mod = sys.modules.get(module)
         if mod is None:

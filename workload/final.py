@@ -89,7 +89,7 @@ def _final(
         )
     if level == 1 and manifest is not None and not partial:
         check_no_extra_input(store, files)
-    rels = [layout.shard(level, i) for i in range(first, first + count)]
+    rels = [layout.level_file(level, i) for i in range(first, first + count)]
     metrics = Metrics("final", level, first, op.name, inputs=rels, output=layout.RESULT_DIR)
     with metrics.timing("read_s"):
         opened = open_inputs(store, rels, settings.read_window, op.schema(level))

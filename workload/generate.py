@@ -100,7 +100,7 @@ def generate(
     present = np.zeros(keys, dtype=bool)
     for i in range(files):
         with (
-            store.output(layout.shard(1, i)) as out,
+            store.output(layout.level_file(1, i)) as out,
             Sink(
                 out.path,
                 schema.EVENTS,

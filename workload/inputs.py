@@ -53,7 +53,7 @@ def input_files(store: Store, manifest: dict | None = None) -> int:
     for expected, found in enumerate(numbers):
         if found != expected:
             raise DataError(
-                f"missing input {store.describe(layout.shard(1, expected))}: l1 holds "
+                f"missing input {store.describe(layout.level_file(1, expected))}: l1 holds "
                 f"{len(numbers)} files numbered up to {numbers[-1]}"
             )
     return len(numbers)
@@ -62,7 +62,7 @@ def input_files(store: Store, manifest: dict | None = None) -> int:
 def check_no_extra_input(store: Store, files: int) -> None:
     """The manifest's count is the whole input: no file numbered `files` exists. One request,
     made by the last pod of level 1 (and by a final pod that reads level 1)."""
-    rel = layout.shard(1, files)
+    rel = layout.level_file(1, files)
     if store.exists(rel):
         raise DataError(
             f"{store.describe(layout.MANIFEST)} says {files} files but "

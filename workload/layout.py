@@ -31,7 +31,7 @@ def result_file(name: str) -> str:
     return f"{RESULT_DIR}/{name}.parquet"
 
 
-def shard(level: int, index: int) -> str:
+def level_file(level: int, index: int) -> str:
     return f"l{level}/{index}.parquet"
 
 
@@ -51,7 +51,7 @@ def inputs(level: int, index: int, files: int, fan_in: int) -> list[str]:
             f"and so {pods(files, fan_in)} pods (0..{pods(files, fan_in) - 1})"
         )
     first = index * fan_in
-    return [shard(level, i) for i in range(first, min(first + fan_in, files))]
+    return [level_file(level, i) for i in range(first, min(first + fan_in, files))]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def _process(settings: Settings, file_number: int, level: int) -> dict:
     last_pod = file_number == layout.pods(files, settings.fan_in) - 1
     if level == 1 and manifest is not None and last_pod:
         check_no_extra_input(store, input_count)
-    out_rel = layout.shard(level + 1, file_number)
+    out_rel = layout.level_file(level + 1, file_number)
     metrics = Metrics("process", level, file_number, op.name, inputs=rels, output=out_rel)
 
     with metrics.timing("read_s"):

@@ -110,7 +110,7 @@ def parse_storage_options(raw: str | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"--storage-options is not valid JSON: {exc.msg}") from None
     if not isinstance(value, dict):
         raise ConfigError("--storage-options must be a JSON object")

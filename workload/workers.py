@@ -17,14 +17,14 @@ CGROUP = Path("/sys/fs/cgroup")
 
 def _quota() -> float | None:
     try:
-        quota, period = (CGROUP / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
+        limit, period = (CGROUP / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
     except (OSError, ValueError):
         pass
     try:
         quota = int((CGROUP / "cpu/cpu.cfs_quota_us").read_text())
-        period = int((CGROUP / "cpu/cpu.cfs_period_us").read_text())
-        return None if quota <= 0 else quota / period
+        cfs_period = int((CGROUP / "cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / cfs_period
     except (OSError, ValueError):
         return None
 

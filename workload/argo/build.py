@@ -218,7 +218,7 @@ def retry_expression() -> str:
     return f'{by_code} || ((lastRetry.status == "Error" || {infrastructure}) && !({final}))'
 
 
-BACKOFF = m.Backoff(duration="10s", factor=2, cap="5m")
+BACKOFF = m.Backoff(duration="10s", factor=m.IntOrString(2), cap="5m")
 
 
 def _op_names(chosen: str) -> list[str]:
@@ -389,7 +389,7 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
                 process(
                     name=f"process-data-l{level}",
                     arguments={"file_number": "{{item}}", "level": str(level), **_resources(level)},
-                    with_sequence=m.Sequence(count=pods_expression(level, o.fan_in)),
+                    with_sequence=m.Sequence(count=m.IntOrString(pods_expression(level, o.fan_in))),
                 )
             # Without process levels the final pod reads the input files themselves.
             final = pods_expression(plan.levels, o.fan_in) if plan.levels else str(o.files)

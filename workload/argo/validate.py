@@ -23,21 +23,47 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 API_VERSION = "argoproj.io/v1alpha1"
 CRD_FILES = {kind: f"argoproj.io_{kind.lower()}s.yaml" for kind in ("Workflow", "WorkflowTemplate")}
-TEMPLATE_TYPES = ("container", "containerSet", "steps", "script", "resource", "dag", "suspend")
+TEMPLATE_TYPES: tuple[str, ...] = (
+    "container",
+    "containerSet",
+    "steps",
+    "script",
+    "resource",
+    "dag",
+    "suspend",
+)
 TEMPLATE_TYPES += ("data", "http", "plugin")
 LOOPS = ("withItems", "withParam", "withSequence")
-DEPENDS_RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned")
+DEPENDS_RESULTS: tuple[str, ...] = (
+    "Succeeded",
+    "Failed",
+    "Errored",
+    "Skipped",
+    "Omitted",
+    "Daemoned",
+)
 DEPENDS_RESULTS += ("AnySucceeded", "AllFailed")
-INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+INT_RANGES: dict[str, tuple[float, float]] = {
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+}
 
 _STR = {"type": "string"}
 _DNS_NAME = {"type": "string", "maxLength": 253, "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}
-_SERVER_SET = ("uid", "resourceVersion", "generation", "selfLink", "managedFields", "finalizers")
+_SERVER_SET: tuple[str, ...] = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "selfLink",
+    "managedFields",
+    "finalizers",
+)
 _SERVER_SET += ("ownerReferences", "creationTimestamp", "deletionTimestamp")
 OBJECT_META = {
     "type": "object",
@@ -49,7 +75,12 @@ OBJECT_META = {
         "annotations": {"type": "object", "additionalProperties": _STR},
     },
 }
-_KINDS = ((type(None), "null"), (bool, "boolean"), (int, "integer"), (float, "number"))
+_KINDS: tuple[tuple[Any, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+)
 _KINDS += (((str, date), "string"), (list, "array"), (dict, "object"))
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DEPENDS_TOKEN = re.compile(r"&&|\|\||[!()]|[^\s&|!()]+")
@@ -100,7 +131,7 @@ def _check(value, schema: dict, path: str, errs: list[str]) -> None:
         if not schema.get("minLength", 0) <= len(text) <= schema.get("maxLength", math.inf):
             errs.append(f"{path}: length {len(text)} is out of bounds")
     elif kind in ("integer", "number"):
-        low, high = INT_RANGES.get(schema.get("format"), (-math.inf, math.inf))
+        low, high = INT_RANGES.get(str(schema.get("format")), (-math.inf, math.inf))
         low, high = max(low, schema.get("minimum", low)), min(high, schema.get("maximum", high))
         if not low <= value <= high:
             errs.append(f"{path}: {value} is outside [{low}, {high}]")
@@ -229,7 +260,7 @@ def _check_dag(tasks: list[tuple[dict, str]], path: str, errs: list[str]) -> Non
         for dep, where in deps:
             if dep not in by_name:
                 errs.append(f"{where}: task {dep!r} is not defined in this dag")
-        graph[_name(task)] = {dep for dep, _ in deps if dep in by_name}
+        graph[str(_name(task))] = {dep for dep, _ in deps if dep in by_name}
     done: set = set()
     while ready := [node for node, deps in graph.items() if deps <= done and node not in done]:
         done.update(ready)

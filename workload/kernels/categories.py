@@ -84,7 +84,8 @@ class Categories:
 
     def dictionary(self) -> pa.Array:
         self._refresh()
-        return self._arrow  # type: ignore[return-value]
+        assert self._arrow is not None
+        return self._arrow
 
     def hashes(self) -> np.ndarray:
         self._refresh()

@@ -48,12 +48,14 @@ class Step:
 
 
 class Piece(Protocol):
-    rows: int | None  # input rows the batch stands for (None: the op does not count rows)
+    @property
+    def rows(self) -> int | None:  # input rows the batch stands for (None: not counted)
+        ...
 
 
 class FinalState(Protocol):
     def summarize(self, batch: pa.RecordBatch) -> Piece: ...
-    def absorb(self, piece: Piece) -> None: ...
+    def absorb(self, piece: Any) -> None: ...  # a piece this state's summarize made
     def result(self) -> tuple[dict[str, pa.Table], dict[str, Any]]: ...
 
 

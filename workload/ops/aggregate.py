@@ -327,10 +327,14 @@ class ByKey:
     def __init__(self, lo: int | None = None, hi: int | None = None):
         self._dense = lo is not None and hi is not None and 0 < hi - lo + 1 <= self.MAX_SLOTS
         self._pending: list[Partials] = []
+        self._lo = 0
         if self._dense:
+            assert lo is not None and hi is not None
             n = hi - lo + 1
             self._lo = lo
-            self._slots = {a.name: np.full(n, a.identity, _dtype(a)) for a in RESULT_AGGREGATES}
+            self._slots: dict[str, np.ndarray] = {
+                a.name: np.full(n, a.identity, _dtype(a)) for a in RESULT_AGGREGATES
+            }
             # float64 twins of the exact sums detect int64 overflow
             self._approx = {a.name: np.zeros(n) for a in RESULT_AGGREGATES if a.exact}
 

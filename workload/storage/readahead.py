@@ -66,10 +66,13 @@ class WindowReader:
             if end <= self._pos:
                 return b""
             lo = self._pos - self._buf_start
-            if lo < 0 or end - self._buf_start > len(self._buf):
-                self._load(self._pos, max(end, min(self._size, self._pos + self._window)))
-                lo = 0
-            out = bytes(self._buf[lo : lo + end - self._pos])
+            if lo >= 0 and end - self._buf_start <= len(self._buf):
+                out = bytes(self._buf[lo : lo + end - self._pos])
+            else:  # keep what the window already holds; fetch only from its end on
+                head = bytes(self._buf[lo:]) if 0 <= lo < len(self._buf) else b""
+                start = self._pos + len(head)
+                self._load(start, max(end, min(self._size, start + self._window)))
+                out = head + bytes(self._buf[: end - start])
             self._pos = end
             return out
 

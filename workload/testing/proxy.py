@@ -24,7 +24,9 @@ added and cleared while it runs, replace some requests' answers with a fault:
     delay                sleep ``seconds`` (default 1), then forward normally
 
 ``proxy.log`` lists ``Entry(method, path, result)`` for every request, ``result`` the status
-relayed or the action name of the rule that fired; ``proxy.counts`` counts requests by method.
+relayed or the action name of the rule that fired; ``proxy.counts`` counts requests by method;
+``proxy.transfers`` lists ``Transfer(method, path, status, range, bytes_in, bytes_out)`` for every
+request answered by upstream (its Range header, the body bytes received and upstream's body).
 
 ``moto_server()`` runs moto's ThreadedMotoServer on 127.0.0.1 and yields its URL.
 """
@@ -51,7 +53,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["ACTIONS", "MAX_SECONDS", "Entry", "FaultProxy", "Rule", "moto_server"]
+__all__ = ["ACTIONS", "MAX_SECONDS", "Entry", "FaultProxy", "Rule", "Transfer", "moto_server"]
 
 MAX_SECONDS = 120.0  # upper bound of a stall or delay
 IDLE_TIMEOUT = 30.0  # a client connection idle this long is closed
@@ -76,6 +78,15 @@ class Entry(NamedTuple):
     method: str
     path: str  # as received, with the query
     result: int | str  # status relayed, or the action of the rule that fired
+
+
+class Transfer(NamedTuple):
+    method: str
+    path: str  # as received, with the query
+    status: int  # upstream's
+    range: str  # the request's Range header, "" without one
+    bytes_in: int  # request body as received (its chunked framing included)
+    bytes_out: int  # upstream's response body (0 for HEAD)
 
 
 @dataclass(eq=False)
@@ -236,6 +247,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send_error(502, "BadGateway", f"upstream: {err!r}")
         if rule is None:
             self.server.proxy._record(method, path, response.status)
+        size = 0 if method == "HEAD" else len(payload)
+        transfer = Transfer(
+            method, path, response.status, self.headers.get("Range", ""), len(body), size
+        )
+        self.server.proxy._record_transfer(transfer)
         self._relay(response, payload, rule)
         return None
 
@@ -382,6 +398,7 @@ class FaultProxy:
         self._rules: list[Rule] = list(rules)
         self._log: list[Entry] = []
         self._counts: Counter[str] = Counter()
+        self._transfers: list[Transfer] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -468,6 +485,16 @@ class FaultProxy:
             self._log.append(Entry(method, path, result))
             self._counts[method] += 1
 
+    def _record_transfer(self, transfer: Transfer) -> None:
+        with self._lock:
+            self._transfers.append(transfer)
+
+    @property
+    def transfers(self) -> list[Transfer]:
+        """Requests answered by upstream, with their bytes (for counting at the server)."""
+        with self._lock:
+            return list(self._transfers)
+
     @property
     def log(self) -> list[Entry]:
         with self._lock:
@@ -492,6 +519,7 @@ class FaultProxy:
         with self._lock:
             self._log.clear()
             self._counts.clear()
+            self._transfers.clear()
 
 
 @contextlib.contextmanager

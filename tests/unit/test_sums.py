@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
+from support import events
 
-from workload import schema
 from workload.errors import DataError
 from workload.kernels.categories import Categories
 from workload.ops.aggregate import Partials, summarize_events
 
 BIG = 2**62 + 5
-
-
-def events(keys, values, categories) -> pa.Table:
-    dictionary = pa.array(sorted(set(categories)))
-    codes = [dictionary.to_pylist().index(c) for c in categories]
-    return pa.Table.from_arrays(
-        [
-            pa.array(keys, pa.int64()),
-            pa.array(range(len(keys)), pa.int64()).view(schema.TS),
-            pa.array(values, pa.int64()),
-            pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary),
-        ],
-        schema=schema.EVENTS,
-    )
 
 
 @pytest.mark.parametrize("by", ["key", "category", "key,category"])

@@ -1,0 +1,95 @@
+"""The aggregate op's kernels: scatter and sort give the same, both by-key paths of the final
+pod agree, the fused event path equals the general one, and the table drives the schema."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from support import events
+
+from workload.kernels.categories import Categories
+from workload.ops.aggregate import (
+    AGGREGATES,
+    BY_KEY,
+    PARTIALS,
+    ByKey,
+    Partials,
+    Summary,
+    summarize_events,
+)
+
+RNG = np.random.default_rng(3)
+
+
+def random_events(n=3000, keys=400, sort=True) -> pa.Table:
+    key = RNG.integers(0, keys, n)
+    ts = RNG.integers(0, 10**9, n)
+    if sort:
+        order = np.lexsort((ts, key))
+        key, ts = key[order], ts[order]
+    value = RNG.integers(-1000, 1000, n)
+    values = [None if RNG.random() < 0.05 else int(v) for v in value]
+    cats = [f"c{c}" for c in RNG.integers(0, 7, n)]
+    return events(key.tolist(), values, cats, ts=ts.tolist())
+
+
+def as_dict(p: Partials) -> dict:
+    return {"key": p.key.tolist(), **{a.name: p.values[a.name].tolist() for a in AGGREGATES}}
+
+
+def test_the_table_drives_the_schemas():
+    names = [a.name for a in AGGREGATES]
+    assert PARTIALS.names == ["key", "category", *names]
+    assert BY_KEY.names == ["key", *[n for n in names if n != "checksum"]]
+
+
+def test_scatter_and_sort_reduce_alike():
+    cats = Categories()
+    p = Partials.from_events(random_events(keys=200), cats)  # dense: the scatter path
+    dense = p.reduce("key", cats)
+    sparse_keys = Partials(p.key * 1_000_003, p.cat, p.values)  # sparse: the sort path
+    sparse = sparse_keys.reduce("key", cats)
+    assert as_dict(dense) == {**as_dict(sparse), "key": (sparse.key // 1_000_003).tolist()}
+
+
+def test_fused_event_summary_equals_the_general_path():
+    cats = Categories()
+    table = random_events()
+    keyed, categorized = summarize_events(table, cats)
+    general = Partials.from_events(table, cats)
+    want = general.reduce("key", cats)
+    for a in AGGREGATES:
+        if a.in_result:
+            assert keyed.values[a.name].tolist() == want.values[a.name].tolist(), a.name
+    assert as_dict(categorized.reduce("category", cats)) == as_dict(
+        general.reduce("category", cats)
+    )
+
+
+def test_both_by_key_paths_of_the_final_pod_agree():
+    cats = Categories()
+    pieces = [summarize_events(random_events(), cats)[0] for _ in range(4)]
+    dense, fallback = ByKey(0, 399), ByKey()  # key range known / unknown
+    for piece in pieces:
+        dense.add(piece)
+        fallback.add(piece)
+    assert as_dict(dense.result()) == as_dict(fallback.result())
+
+
+def test_partials_survive_their_parquet_shape():
+    cats = Categories()
+    p = Partials.from_events(random_events(), cats).reduce("key,category", cats)
+    back = Partials.from_table(p.to_partials(cats), cats)
+    assert as_dict(back) == as_dict(p)
+
+
+def test_summary_state_totals_and_distinct_keys():
+    cats = Categories()
+    state = Summary(events=True, cats=cats, key_range=(None, None))
+    table = random_events(n=500, keys=50)
+    for batch in table.to_batches(max_chunksize=128):
+        state.absorb(state.summarize(batch))
+    tables, totals = state.result()
+    assert totals["rows"] == 500 and totals["distinct_keys"] == len(set(table["key"].to_pylist()))
+    assert tables["by_key"].num_rows == totals["distinct_keys"]
+    assert totals["value_count"] == table["value"].null_count * -1 + 500
