@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=command.Parser)
 
     g = sub.add_parser("generate", help="write deterministic sample input under ROOT/l1")
-    g.add_argument("--root", default=None, help=f"(default: $WORKLOAD_ROOT or {LOCAL_ROOT})")
+    g.add_argument(
+        "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
+    )
     _shape(g)
     g.add_argument(
         "--skew",
@@ -58,13 +60,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--regenerate", action="store_true", help="write the input again")
 
     v = sub.add_parser("verify", help="check ROOT/result against the generator's manifest")
-    v.add_argument("--root", default=None, help=f"(default: $WORKLOAD_ROOT or {LOCAL_ROOT})")
+    v.add_argument(
+        "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
+    )
     v.add_argument("--storage-options", help="JSON object of fsspec storage options")
     return p
 
 
 def _shape(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--files", type=command.integer("--files", 1), default=run_local.DEFAULT_FILES)
+    p.add_argument(
+        "--files",
+        type=command.integer("--files", 1),
+        default=run_local.DEFAULT_FILES,
+        help="input files",
+    )
     p.add_argument(
         "--rows",
         type=command.integer("--rows", 0),
@@ -77,7 +86,9 @@ def _shape(p: argparse.ArgumentParser) -> None:
         default=run_local.DEFAULT_KEYS,
         help="distinct keys over all files",
     )
-    p.add_argument("--seed", type=command.integer("--seed", 0), default=0)
+    p.add_argument(
+        "--seed", type=command.integer("--seed", 0), default=0, help="seed of the generator"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

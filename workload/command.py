@@ -23,11 +23,22 @@ EXIT_CODES_HELP = (
 )
 
 
+class _Help(argparse.HelpFormatter):
+    """Shows an option's default unless its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: {action.default})"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with every option's default shown, and one line and exit 2 on bad usage."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _Help)
         kwargs.setdefault("epilog", EXIT_CODES_HELP)
         super().__init__(*args, **kwargs)
 
