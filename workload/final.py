@@ -14,6 +14,7 @@ result files only through a summary.json that matches them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import threading
@@ -27,6 +28,7 @@ import pyarrow as pa
 from . import __version__, command, errors, layout, ops, progress
 from .errors import DataError, UsageError
 from .inputs import check_no_extra_input, input_files, open_inputs, read_manifest
+from .kernels.align import aligned
 from .kernels.categories import Categories
 from .metrics import Metrics, emit, log
 from .settings import Settings
@@ -97,27 +99,13 @@ def _final(
     cats = Categories()
     state = op.final(level, cats, _key_range(opened))
     input_rows: dict[str, int | None] = dict.fromkeys(rels, 0)  # input rows behind each file
-    lock = threading.Lock()
-
-    def consume(rel: str, opened_input: ParquetInput) -> None:
-        """One file, batch by batch; the shared state is updated under the lock. Decoding and
-        the numpy kernels release the GIL, so two files progress on two cores."""
-        local = Metrics("final", level, first, op.name)
-        rows: int | None = 0
-        for batch in local.timed(opened_input.batches(settings.batch_rows)):
-            progress.tick()
-            with local.timing("compute_s"):
-                piece = state.summarize(batch)
-                rows = None if rows is None or piece.rows is None else rows + piece.rows
-                with lock:
-                    state.absorb(piece)
-        with lock:
-            input_rows[rel] = rows
-            metrics.read_s += local.read_s
-            metrics.compute_s += local.compute_s
-
-    with ThreadPoolExecutor(cpu_threads(min(THREADS, len(opened)))) as pool:
-        list(pool.map(consume, rels, opened))
+    store.remove(layout.SUMMARY)  # from here until the new marker, there is no result
+    if getattr(state, "streaming", False):
+        by = state.aligned_by  # the columns no result row straddles
+        streamed = _stream(store, state, by, rels, opened, input_rows, metrics, settings)
+    else:
+        streamed = {}
+        _absorb_on_threads(state, rels, opened, input_rows, metrics, settings, level, first)
     metrics.rows_in = sum(s.rows for s in opened)
     tables, totals = state.result()
     counted = None not in input_rows.values()
@@ -135,12 +123,14 @@ def _final(
         "versions": {"workload": __version__, "pyarrow": pa.__version__, "numpy": np.__version__},
     }
     with metrics.timing("write_s"):
-        store.remove(layout.SUMMARY)  # from here until the new marker, there is no result
         summary["outputs"] = {
-            f"{name}.parquet": _write_table(store, layout.result_file(name), table, settings)
-            for name, table in tables.items()
+            **streamed,
+            **{
+                f"{name}.parquet": _write_table(store, layout.result_file(name), table, settings)
+                for name, table in tables.items()
+            },
         }
-    metrics.rows_out = max(t.num_rows for t in tables.values())
+    metrics.rows_out = max(totals.get("distinct_keys") or 0, *(t.num_rows for t in tables.values()))
     metrics.bytes_in = sum(s.bytes_read for s in opened)
     metrics.requests_in = sum(s.requests for s in opened)
     record = metrics.finish()  # timings stay in the metrics line: a rerun writes the same summary
@@ -153,6 +143,67 @@ def _final(
         with open(summary_file, "w") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
     return record
+
+
+def _absorb_on_threads(state, rels, opened, input_rows, metrics, settings, level, first) -> None:
+    """Every file on a reader thread of its own, batch by batch, into the shared state (under
+    the lock). Decoding and the numpy kernels release the GIL, so two files progress on two
+    cores."""
+    lock = threading.Lock()
+
+    def consume(rel: str, opened_input: ParquetInput) -> None:
+        local = Metrics("final", level, first, metrics.op)
+        rows: int | None = 0
+        for batch in local.timed(opened_input.batches(settings.batch_rows)):
+            progress.tick()
+            with local.timing("compute_s"):
+                piece = state.summarize(batch)
+                rows = None if rows is None or piece.rows is None else rows + piece.rows
+                with lock:
+                    state.absorb(piece)
+        with lock:
+            input_rows[rel] = rows
+            metrics.read_s += local.read_s
+            metrics.compute_s += local.compute_s
+
+    with ThreadPoolExecutor(cpu_threads(min(THREADS, len(opened)))) as pool:
+        list(pool.map(consume, rels, opened))
+
+
+def _stream(store, state, by, rels, opened, input_rows, metrics, settings) -> dict[str, dict]:
+    """Walk every file in step by `by` and write the state's tables as its steps complete them;
+    the sizes and sha256 of what was written, by file name."""
+    streams = [(s.what, metrics.timed(s.batches(settings.batch_rows))) for s in opened]
+    written: dict[str, tuple] = {}
+    with contextlib.ExitStack() as stack:
+        for parts in aligned(streams, by, keep_empty=True):
+            progress.tick()
+            with metrics.timing("compute_s"):
+                tables, rows = state.step(parts)
+            for rel, n in zip(rels, rows, strict=True):
+                before = input_rows[rel]
+                input_rows[rel] = None if before is None or n is None else before + n
+            with metrics.timing("write_s"):
+                for name, table in tables.items():
+                    if name not in written:
+                        out = stack.enter_context(
+                            store.output(layout.result_file(name), digest=True)
+                        )
+                        sink = stack.enter_context(
+                            Sink(
+                                out.path,
+                                table.schema,
+                                sorted_by=(table.schema.names[0],),
+                                row_group_rows=settings.row_group_rows,
+                                all_statistics=True,
+                            )
+                        )
+                        written[name] = (out, sink)
+                    written[name][1].write(table)
+    return {
+        f"{name}.parquet": {"bytes": out.size, "sha256": out.sha256}
+        for name, (out, _) in written.items()
+    }
 
 
 def _key_range(opened: list[ParquetInput]) -> tuple[int | None, int | None]:

@@ -8,6 +8,7 @@ given keys; a DataError names the input and row where it is not.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Literal, overload
 
 import numpy as np
 import pyarrow as pa
@@ -98,29 +99,45 @@ class _Input:
         return head
 
 
+Streams = Sequence[tuple[str, Iterable[pa.RecordBatch]]]
+
+
+@overload
 def aligned(
-    streams: Sequence[tuple[str, Iterable[pa.RecordBatch]]], by: Sequence[str]
-) -> Iterator[list[pa.Table]]:
-    """Yield lists of per-input tables (input order kept, empty ones dropped) such that, for
-    every step, all rows of all inputs sorting below the step's upper bound are in that step.
+    streams: Streams, by: Sequence[str], *, keep_empty: Literal[False] = ...
+) -> Iterator[list[pa.Table]]: ...
+@overload
+def aligned(
+    streams: Streams, by: Sequence[str], *, keep_empty: Literal[True]
+) -> Iterator[list[pa.Table | None]]: ...
+
+
+def aligned(streams: Streams, by: Sequence[str], *, keep_empty: bool = False) -> Iterator[list]:
+    """Yield lists of per-input tables (input order kept) such that, for every step, all rows
+    of all inputs sorting below the step's upper bound are in that step. Inputs without rows in
+    a step are dropped, or stand as None with `keep_empty` (so a caller knows which is which).
 
     Each input must be sorted by `by`; a DataError names the input and row where it is not.
     """
     inputs = [_Input(name, batches, by) for name, batches in streams]
     for x in inputs:
         x.pull()
+
+    def step(parts: list[pa.Table | None]) -> list[pa.Table | None] | None:
+        if all(p is None for p in parts):
+            return None
+        return parts if keep_empty else [p for p in parts if p is not None]
+
     while True:
         live = [x for x in inputs if not x.done]
         if not live:
-            parts = [x.take(x.rows) for x in inputs]
-            parts = [p for p in parts if p is not None]
-            if parts:
-                yield parts
+            last = step([x.take(x.rows) for x in inputs])
+            if last is not None:
+                yield last
             return
         bound = min(x.last() for x in live)
-        parts = [x.take(_rows_below(x.cols, bound)) if x.rows else None for x in inputs]
-        parts = [p for p in parts if p is not None]
-        if parts:
+        parts = step([x.take(_rows_below(x.cols, bound)) if x.rows else None for x in inputs])
+        if parts is not None:
             yield parts
         for x in live:
             if x.last() == bound:

@@ -18,7 +18,10 @@ one op-agnostic tree (workload/process.py, workload/final.py):
 
 A FinalState takes batches: summarize(batch) runs on the final pod's reader threads and touches
 no shared state; absorb(piece) runs under the pod's lock; result() gives the result tables by
-name (written as result/NAME.parquet) and the totals that go into summary.json.
+name (written as result/NAME.parquet) and the totals that go into summary.json. A state whose
+`streaming` is true is fed aligned steps instead (by its `aligned_by` columns, one part per
+input, None where an input has no rows in the step): step(parts) returns the result rows that
+the step completes, written as they come, and the input rows behind each part.
 
 `--op` takes a name from OPS or an import path "module:attribute" naming an Op object, so a
 reduction of your own runs through the tree, the local runner and the manifests without editing

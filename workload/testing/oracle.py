@@ -8,12 +8,19 @@ AGGREGATES_SQL = """count(*) AS rows, count(value) AS value_count, sum(value)::B
     min(value) AS value_min, max(value) AS value_max, min(ts) AS ts_min, max(ts) AS ts_max"""
 
 
-def duckdb_result(pattern: str) -> tuple[pa.Table, pa.Table]:
-    """(by_key, by_category) of the Parquet files matching `pattern`, as DuckDB computes them."""
+def parquet_source(files: str | list[str]) -> str:
+    """DuckDB's read_parquet of a glob pattern or a list of files, quoted."""
+    files = [files] if isinstance(files, str) else files
+    return "read_parquet([" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "])"
+
+
+def duckdb_result(pattern: str | list[str]) -> tuple[pa.Table, pa.Table]:
+    """(by_key, by_category) of the Parquet files matching `pattern` (or of a list of files), as
+    DuckDB computes them."""
     import duckdb
 
     con = duckdb.connect()
-    source = f"read_parquet('{pattern}')"
+    source = parquet_source(pattern)
     by_key = con.sql(
         f"SELECT key, {AGGREGATES_SQL} FROM {source} GROUP BY key ORDER BY key"
     ).to_arrow_table()
