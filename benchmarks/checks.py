@@ -1,16 +1,15 @@
 """What is checked, in the parent, after each child and outside any timing.
 
-Every engine's output is checked against what its inputs must give (`expected_totals`: rows,
-sums, min/max, distinct keys and workload's order-independent checksum of all rows), then the
-engines of one repeat are compared with each other:
-- events out (pod_merge, s3, rss merge): the events schema (category as dictionary/categorical
-  or plain string), zstd, every row present, sorted by (key, ts) (except a plain concatenation),
-  and the same multiset of rows as the inputs (equal checksum and row count);
-- partials out (pod_aggregate, rss aggregate): one row per (key, category), sorted, totals equal
-  to the inputs', and the same table for every engine (ours' extra checksum column must add up
-  to the inputs' checksum);
-- results (final, job): by_key strictly sorted with one row per distinct key, by_category sorted
-  (nulls last), totals equal to the inputs', and by_key and by_category equal across engines.
+Every output against what its inputs must give, then the engines of one repeat against each
+other (each against the first, ours):
+- events (pod_merge, s3, rss merge): the events schema (category as dictionary or plain
+  strings), zstd, sorted by (key, ts) unless the engine only concatenates, and the inputs' rows:
+  the same count and workload's order-independent checksum of the row multiset;
+- partials (pod_aggregate, rss aggregate) and results (final, job): zstd, and equal to the
+  answer of workload.testing.oracle's DuckDB SQL over the same inputs (so sorted, one row per
+  group, every aggregate right); ours' partials' checksum column adds up to the inputs'.
+Types are normalized first: engines differ in integer widths, string flavours and dictionary
+encoding, not in values.
 """
 
 from __future__ import annotations
@@ -29,13 +28,9 @@ from workload.kernels.checksum import checksum_hex
 from workload.ops.aggregate import BY_CATEGORY, BY_KEY, PARTIALS, Partials
 
 Source = Any  # a local path, or a pyarrow Buffer (an object fetched from S3)
-
-# Columns compared across engines, with the types everything is normalized to before comparing
-# (engines differ in integer widths, string flavours and dictionary encoding, not in values).
 PARTIAL_COLUMNS = {f.name: f.type for f in PARTIALS if f.name != "checksum"}
 PARTIAL_COLUMNS["category"] = pa.string()
-BY_KEY_COLUMNS = {f.name: f.type for f in BY_KEY}
-BY_CATEGORY_COLUMNS = {f.name: f.type for f in BY_CATEGORY}
+RESULT_COLUMNS = ({f.name: f.type for f in BY_KEY}, {f.name: f.type for f in BY_CATEGORY})
 
 
 @dataclass
@@ -46,27 +41,39 @@ class Checked:
     answer: Any = None
 
 
-# -- what the inputs must give ---------------------------------------------------------------
-def expected_totals(paths: list[Source], keys: int) -> dict:
-    """Totals, distinct keys and checksum of the rows of `paths` (as the generator computes
-    them for its manifest), streaming batch by batch."""
+def expected_totals(paths: list[Source]) -> dict:
+    """Totals and checksum of the rows of `paths`, as the generator computes them for its
+    manifest, streaming batch by batch."""
     cats = Categories()
-    parts: list[Partials] = []
-    present = np.zeros(keys, dtype=bool)
-    for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144):
-            p = Partials.from_events(batch, cats)
-            present[p.key] = True
-            parts.append(p.reduce("category", cats))  # small: one row per category
-    totals = Partials.concat(parts).reduce("category", cats).totals()
-    return {**totals, "distinct_keys": int(present.sum())}
+    parts = [
+        Partials.from_events(batch, cats).reduce("category", cats)  # one row per category
+        for path in paths
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144)
+    ]
+    return Partials.concat(parts).reduce("category", cats).totals()
 
 
-# -- events ----------------------------------------------------------------------------------
+def oracle(paths: list[Any], partials: bool = False) -> Any:
+    """The inputs' answer from the tests' DuckDB oracle, normalized: (by_key, by_category), or
+    the partials, one row per (key, category) with the oracle's aggregates."""
+    import duckdb
+
+    from workload.testing.oracle import AGGREGATES_SQL, duckdb_result, parquet_source
+
+    files = [str(p) for p in paths]
+    if partials:
+        table = duckdb.sql(
+            f"SELECT key, category::VARCHAR AS category, {AGGREGATES_SQL} "
+            f"FROM {parquet_source(files)} GROUP BY key, category "
+            "ORDER BY key, category NULLS LAST"
+        ).to_arrow_table()
+        return normalize(table, PARTIAL_COLUMNS)[0]
+    tables = duckdb_result(files)
+    return tuple(normalize(t, c)[0] for t, c in zip(tables, RESULT_COLUMNS, strict=True))
+
+
 def check_events(sources: list[Source], expected: dict, must_be_sorted: bool = True) -> Checked:
-    problems: list[str] = []
-    for src in sources:
-        problems += _zstd(src)
+    problems = [p for src in sources for p in _zstd(src)]
     file = pq.ParquetFile(sources[0])
     problems += _events_schema(file.schema_arrow)
     if problems:
@@ -76,11 +83,15 @@ def check_events(sources: list[Source], expected: dict, must_be_sorted: bool = T
     for batch in file.iter_batches(batch_size=262_144):
         p = Partials.from_events(batch, cats)
         checksum = (checksum + int(np.add.reduce(p.checksum, dtype=np.uint64))) % 2**64
-        if must_be_sorted and unsorted_at is None:
-            bad = _first_unsorted(p.key, p.ts_min, last)
-            if bad is not None:
-                unsorted_at = rows + bad
-            last = (int(p.key[-1]), int(p.ts_min[-1]))
+        if must_be_sorted and unsorted_at is None and len(p.key):
+            keys = np.column_stack([p.key, p.ts_min])
+            if last is not None:
+                keys = np.vstack([last, keys])
+            step = np.diff(keys, axis=0)
+            bad = np.flatnonzero((step[:, 0] < 0) | ((step[:, 0] == 0) & (step[:, 1] < 0)))
+            if bad.size:
+                unsorted_at = rows + int(bad[0]) + (0 if last is not None else 1)
+            last = keys[-1]
         rows += batch.num_rows
     if rows != expected["rows"]:
         problems.append(f"has {rows} rows, the inputs {expected['rows']}")
@@ -92,62 +103,47 @@ def check_events(sources: list[Source], expected: dict, must_be_sorted: bool = T
 
 
 def _events_schema(got: pa.Schema) -> list[str]:
-    want = {"key": pa.int64(), "ts": schema.TS, "value": pa.int64()}
     if got.names != schema.EVENTS.names:
         return [f"columns {got.names}, expected {schema.EVENTS.names}"]
+    want = {"key": pa.int64(), "ts": schema.TS, "value": pa.int64()}
     problems = [
         f"{name} is {got.field(name).type}, expected {kind}"
         for name, kind in want.items()
         if not got.field(name).type.equals(kind)
     ]
     category = got.field("category").type
-    if pa.types.is_dictionary(category):
-        category = category.value_type
+    category = category.value_type if pa.types.is_dictionary(category) else category
     if not (pa.types.is_string(category) or pa.types.is_large_string(category)):
         problems.append(f"category is {got.field('category').type}, expected strings")
     return problems
 
 
-def _first_unsorted(key: np.ndarray, ts: np.ndarray, last: tuple | None) -> int | None:
-    if last is not None and len(key) and (int(key[0]), int(ts[0])) < last:
-        return 0
-    d = np.diff(key)
-    bad = np.flatnonzero((d < 0) | ((d == 0) & (np.diff(ts) < 0)))
-    return int(bad[0]) + 1 if bad.size else None
-
-
-# -- partials and results --------------------------------------------------------------------
-def check_partials(source: Source, expected: dict) -> Checked:
+def check_partials(source: Source, expected: dict, want: pa.Table) -> Checked:
     problems = _zstd(source)
     raw = pq.read_table(source)
     table, missing = normalize(raw, PARTIAL_COLUMNS)
-    if missing:
-        return Checked(problems + missing)
-    problems += _sorted_unique(table, ["key", "category"], "(key, category)")
-    problems += _sums(table, expected, "partials")
+    diff = missing or first_difference(want, table)
+    if diff:
+        problems.append(f"differs from the DuckDB oracle over the inputs: {diff}")
     if "checksum" in raw.column_names:  # ours carries each group's share of the checksum
         total = int(np.add.reduce(raw.column("checksum").to_numpy(), dtype=np.uint64))
         if checksum_hex(total) != expected["checksum"]:
             problems.append("partials' checksums do not add up to the inputs' checksum")
-    return Checked(problems, answer=table)
+    return Checked(problems, answer=None if missing else table)
 
 
-def check_results(by_key_src: Source, by_category_src: Source, expected: dict) -> Checked:
-    problems = _zstd(by_key_src) + _zstd(by_category_src)
-    by_key, missing = normalize(pq.read_table(by_key_src), BY_KEY_COLUMNS)
-    by_category, missing_c = normalize(pq.read_table(by_category_src), BY_CATEGORY_COLUMNS)
-    if missing or missing_c:
-        return Checked(problems + missing + missing_c)
-    problems += _sorted_unique(by_key, ["key"], "key")
-    problems += _sorted_unique(by_category, ["category"], "category")
-    if by_key.num_rows != expected["distinct_keys"]:
-        problems.append(f"by_key has {by_key.num_rows} rows, expected {expected['distinct_keys']}")
-    problems += _sums(by_key, expected, "by_key") + _sums(by_category, expected, "by_category")
-    for name, agg in (("value_min", "min"), ("value_max", "max"), ("ts_min", "min")):
-        got = _int(pc.min_max(by_category.column(name))[agg])
-        if got != expected[name]:
-            problems.append(f"by_category {agg}({name}) is {got}, expected {expected[name]}")
-    return Checked(problems, answer=(by_key, by_category))
+def check_results(by_key: Source, by_category: Source, want: tuple[pa.Table, ...]) -> Checked:
+    problems = _zstd(by_key) + _zstd(by_category)
+    tables = []
+    for name, src, columns, expected in zip(
+        ("by_key", "by_category"), (by_key, by_category), RESULT_COLUMNS, want, strict=True
+    ):
+        table, missing = normalize(pq.read_table(src), columns)
+        tables.append(table)
+        diff = missing or first_difference(expected, table)
+        if diff:  # missing columns, or the first difference
+            problems.append(f"{name} differs from the DuckDB oracle over the inputs: {diff}")
+    return Checked(problems, answer=tuple(tables))
 
 
 def normalize(table: pa.Table, columns: dict[str, pa.DataType]) -> tuple[pa.Table, list[str]]:
@@ -164,51 +160,6 @@ def normalize(table: pa.Table, columns: dict[str, pa.DataType]) -> tuple[pa.Tabl
     return pa.table(out), []
 
 
-def _sorted_unique(table: pa.Table, by: list[str], what: str) -> list[str]:
-    """Rows strictly increasing by `by` (strings in string order, nulls last): sorted, and one
-    row per group."""
-    cols = [_ranks(table.column(c)) for c in by]
-    if table.num_rows < 2:
-        return []
-    step = np.diff(cols[0])
-    increasing, equal = step > 0, step == 0
-    for col in cols[1:]:
-        step = np.diff(col)
-        increasing |= equal & (step > 0)
-        equal &= step == 0
-    bad = np.flatnonzero(~increasing)
-    if not bad.size:
-        return []
-    i = int(bad[0]) + 1
-    return [f"{'repeated' if equal[i - 1] else 'not sorted by'} {what} at row {i}"]
-
-
-def _ranks(column: pa.ChunkedArray) -> np.ndarray:
-    """Integers ordered like the column (a string's rank among the distinct strings)."""
-    if not pa.types.is_string(column.type):
-        return column.to_numpy()
-    values = pc.unique(column).drop_null()
-    values = values.take(pc.array_sort_indices(values))
-    return pc.fill_null(pc.index_in(column, value_set=values), len(values)).to_numpy()
-
-
-def _sums(table: pa.Table, expected: dict, what: str) -> list[str]:
-    problems = []
-    for name in ("rows", "value_count", "value_sum"):
-        got = _int(pc.sum(table.column(name)))
-        if (got or 0) != (expected[name] or 0):
-            problems.append(f"{what}.{name} sums to {got}, the inputs to {expected[name]}")
-    return problems
-
-
-def _int(scalar: pa.Scalar) -> int | None:
-    if not scalar.is_valid:
-        return None
-    if pa.types.is_timestamp(scalar.type):
-        return scalar.cast(pa.int64()).as_py()
-    return scalar.as_py()
-
-
 def _zstd(source: Source) -> list[str]:
     meta = pq.ParquetFile(source).metadata
     codecs = {
@@ -219,28 +170,21 @@ def _zstd(source: Source) -> list[str]:
     return [] if codecs <= {"ZSTD"} else [f"compression {sorted(codecs)}, expected ZSTD"]
 
 
-# -- across engines --------------------------------------------------------------------------
 def disagreements(answers: dict[str, Any]) -> dict[str, list[str]]:
     """Each engine's answer against the first engine's (ours): the problems of those differing."""
-    engines = list(answers)
-    if len(engines) < 2:
+    if len(answers) < 2:
         return {}
-    first, reference = engines[0], answers[engines[0]]
+    (first, reference), *others = answers.items()
     out: dict[str, list[str]] = {}
-    for engine in engines[1:]:
-        answer = answers[engine]
-        pairs = (
-            list(zip(reference, answer, strict=True))
-            if isinstance(reference, tuple)
-            else [(reference, answer)]
-        )
-        for ref, got in pairs:
+    for engine, answer in others:
+        tuples = isinstance(reference, tuple)
+        for ref, got in zip(reference, answer, strict=True) if tuples else [(reference, answer)]:
             if isinstance(ref, pa.Table):
                 diff = first_difference(ref, got)
-                if diff:
-                    out.setdefault(engine, []).append(f"differs from {first}: {diff}")
-            elif ref != got:
-                out.setdefault(engine, []).append(f"differs from {first}: {got} vs {ref}")
+            else:
+                diff = None if ref == got else f"{got} vs {ref}"
+            if diff:
+                out.setdefault(engine, []).append(f"differs from {first}: {diff}")
     return out
 
 

@@ -25,7 +25,16 @@ TITLES = {
     "rss": "rss: one pod's peak RSS against its input size",
     "s3": "s3: one merge pod on S3 (moto), requests counted at the server",
 }
-LIMIT_RSS_MB = 300
+# (target, case, ours against: an engine or "peer" = the faster of DuckDB/Polars, limit)
+TIME_TARGETS = [
+    ("merge-op pod <= 1.10x the copy limit", "pod_merge", "copy", 1.10),
+    ("merge-op pod <= 0.85x the faster of DuckDB/Polars", "pod_merge", "peer", 0.85),
+    ("aggregate pod <= 1.0x Polars", "pod_aggregate", "polars", 1.0),
+    ("final pod <= 1.0x DuckDB at <= 400 MB RSS", "final", "duckdb", 1.0),
+    ("whole job <= 3.0x one DuckDB query", "job", "duckdb", 3.0),
+]
+FINAL_RSS_MB, LIMIT_RSS_MB = 400, 300
+Target = tuple[str, str, bool | None]  # (what, measured, holds; None = not measured)
 
 
 @dataclass
@@ -43,24 +52,18 @@ class Stat:
 
     @property
     def spread(self) -> tuple[float, float]:
-        s = self.values("seconds")
-        return min(s), max(s)
+        return min(self.values("seconds")), max(self.values("seconds"))
 
     @property
     def rss(self) -> float:
         return statistics.median(self.values("peak_rss_mb"))
 
     @property
-    def ok(self) -> bool:
-        return all(r["check"] == "ok" for r in self.rows)
+    def check(self) -> str:
+        return "ok" if all(r["check"] == "ok" for r in self.rows) else "**FAILED**"
 
 
 Stats = dict[tuple[str, str, str, int], Stat]  # (case, engine, variant, rows per input)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def group(rows: list[dict]) -> Stats:
@@ -70,8 +73,12 @@ def group(rows: list[dict]) -> Stats:
     return dict(stats)
 
 
+def of_case(stats: Stats, case: str) -> list[tuple[str, Stat]]:
+    return [(e, s) for (c, e, _, _), s in stats.items() if c == case]
+
+
 def find(stats: Stats, case: str, engine: str) -> Stat | None:
-    return next((s for (c, e, v, _), s in stats.items() if c == case and e == engine), None)
+    return next((s for e, s in of_case(stats, case) if e == engine), None)
 
 
 def best_peer(stats: Stats, case: str) -> Stat | None:
@@ -79,21 +86,16 @@ def best_peer(stats: Stats, case: str) -> Stat | None:
     return min(peers, key=lambda s: s.seconds) if peers else None
 
 
+def by_op(stats: Stats) -> dict[str, dict[int, Stat]]:
+    """The rss case: {op: {rows per input: stat}}, sizes ascending."""
+    out: dict[str, dict[int, Stat]] = defaultdict(dict)
+    for (case, _, op, rows), stat in sorted(stats.items()):
+        if case == "rss":
+            out[op][rows] = stat
+    return dict(sorted(out.items()))
+
+
 # -- targets ---------------------------------------------------------------------------------
-Target = tuple[str, str, bool | None]  # (what, measured, holds; None = not measured)
-
-
-# (target, case, ours against: an engine or "peer" = the faster of DuckDB/Polars, limit)
-TIME_TARGETS = [
-    ("merge-op pod <= 1.10x the copy limit", "pod_merge", "copy", 1.10),
-    ("merge-op pod <= 0.85x the faster of DuckDB/Polars", "pod_merge", "peer", 0.85),
-    ("aggregate pod <= 1.0x Polars", "pod_aggregate", "polars", 1.0),
-    ("final pod <= 1.0x DuckDB at <= 400 MB RSS", "final", "duckdb", 1.0),
-    ("whole job <= 3.0x one DuckDB query", "job", "duckdb", 3.0),
-]
-FINAL_RSS_MB = 400
-
-
 def targets(stats: Stats) -> list[Target]:
     out: list[Target] = []
     for what, case, against, limit in TIME_TARGETS:
@@ -108,28 +110,23 @@ def targets(stats: Stats) -> list[Target]:
             measured += f" at {ours.rss:.0f} MB"
             holds = holds and ours.rss <= FINAL_RSS_MB
         out.append((what, measured, holds))
-    return out + _rss_targets(stats) + _s3_targets(find(stats, "s3", "ours"))
+    return out + _rss_targets(by_op(stats)) + _s3_targets(find(stats, "s3", "ours"))
 
 
-def _rss_targets(stats: Stats) -> list[Target]:
-    by_op = defaultdict(dict)
-    for (case, _, variant, rows), stat in stats.items():
-        if case == "rss":
-            by_op[variant][rows] = stat
-    if not by_op:
+def _rss_targets(ops: dict[str, dict[int, Stat]]) -> list[Target]:
+    if not ops:
         return [
             (f"pod RSS <= {LIMIT_RSS_MB} MB", "not measured (scale large)", None),
             ("pod RSS growth < 20% from 1M to 8M rows per input", "not measured", None),
         ]
-    peak = max(max(s.values("peak_rss_mb")) for sizes in by_op.values() for s in sizes.values())
+    peak = max(max(s.values("peak_rss_mb")) for sizes in ops.values() for s in sizes.values())
     out: list[Target] = [(f"pod RSS <= {LIMIT_RSS_MB} MB", f"max {peak:.0f} MB", peak <= 300)]
-    for op, sizes in sorted(by_op.items()):
-        lo, hi = min(sizes), max(sizes)
-        growth = (sizes[hi].rss - sizes[lo].rss) / sizes[lo].rss
-        what = f"{op} pod RSS growth < 20% from {_rows(lo)} to {_rows(hi)} rows per input"
-        out.append(
-            (what, f"{growth:+.0%} ({sizes[lo].rss:.0f} -> {sizes[hi].rss:.0f} MB)", growth < 0.2)
-        )
+    for op, sizes in ops.items():
+        lo, hi = sizes[min(sizes)], sizes[max(sizes)]
+        growth = (hi.rss - lo.rss) / lo.rss
+        what = f"{op} pod RSS growth < 20% from {_rows(min(sizes))} to {_rows(max(sizes))} rows"
+        measured = f"{growth:+.0%} ({lo.rss:.0f} -> {hi.rss:.0f} MB)"
+        out.append((what + " per input", measured, growth < 0.2))
     return out
 
 
@@ -145,13 +142,10 @@ def _s3_targets(ours: Stat | None) -> list[Target]:
     ]
     worst = max(pairs, key=lambda p: p[0] - p[1])
     uploads = all(r["uploads_per_output_ok"] == "yes" for r in ours.rows)
-    puts = (
-        max(int(r["puts"]) for r in ours.rows),
-        max(int(r["multipart_uploads"]) for r in ours.rows),
-    )
+    puts, multipart = (max(int(r[c]) for r in ours.rows) for c in ("puts", "multipart_uploads"))
     return [
         (gets_what, f"max {worst[0]} GETs (target {worst[1]})", all(g <= t for g, t in pairs)),
-        (put_what, f"{puts[0]} PUT, {puts[1]} multipart", uploads),
+        (put_what, f"{puts} PUT, {multipart} multipart", uploads),
     ]
 
 
@@ -169,145 +163,112 @@ def _rows(n: int) -> str:
     return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
 
 
-def _check(stat: Stat) -> str:
-    return "ok" if stat.ok else "**FAILED**"
-
-
-def case_table(stats: Stats, case: str) -> list[str]:
-    engines = [(e, s) for (c, e, _, _), s in stats.items() if c == case]
-    if not engines:
-        return []
-    copy, peer = find(stats, case, "copy"), best_peer(stats, case)
-    head = ["engine", "runs", "median s", "min-max s", "median RSS MB"]
-    head += ["x copy limit"] if copy else []
-    head += ["x best peer"] if peer else []
-    rows = []
-    for engine, s in engines:
-        lo, hi = s.spread
-        row = [engine, str(len(s.rows)), _s(s.seconds), f"{_s(lo)}-{_s(hi)}", f"{s.rss:.0f}"]
-        row += [f"{s.seconds / copy.seconds:.2f}"] if copy else []
-        row += [f"{s.seconds / peer.seconds:.2f}"] if peer else []
-        rows.append([*row, _check(s)])
-    first = engines[0][1].rows[0]
-    size = (
-        f"{int(first['inputs'])} x {int(first['rows_per_input']):,} rows in, "
-        f"{_mb(first['bytes_in'])} MB"
-    )
-    return [f"### {TITLES[case]}", "", size, "", *_table([*head, "check"], rows), ""]
-
-
-def rss_table(stats: Stats) -> list[str]:
-    items = sorted((k, s) for k, s in stats.items() if k[0] == "rss")
-    if not items:
-        return []
-    rows = []
-    for (_, _, op, rows_per_input), s in items:
-        rss = s.values("peak_rss_mb")
-        rows.append(
-            [
-                op,
-                f"{rows_per_input:,}",
-                str(len(s.rows)),
-                f"{s.rss:.0f}",
-                f"{min(rss):.0f}-{max(rss):.0f}",
-                _s(s.seconds),
-                _check(s),
-            ]
-        )
-    head = ["op", "rows per input", "runs", "median RSS MB", "min-max RSS MB", "median s", "check"]
-    return [f"### {TITLES['rss']}", "", *_table(head, rows), ""]
-
-
-def s3_table(stats: Stats) -> list[str]:
-    items = [(e, s) for (c, e, _, _), s in stats.items() if c == "s3"]
-    if not items:
-        return []
-    rows = []
-    for engine, s in items:
-        last = s.rows[-1]  # request counts do not vary between repeats; the last run's
-        gets = f"{last['input_gets'].replace(';', ', ')} (target {last['input_get_targets']})"
-        rows.append(
-            [
-                engine,
-                str(len(s.rows)),
-                _s(s.seconds),
-                f"{s.rss:.0f}",
-                gets.replace(";", ", "),
-                last["heads"],
-                last["lists"],
-                last["puts"],
-                f"{last['multipart_uploads']} ({last['upload_parts']} parts)",
-                _mb(last["bytes_served"]),
-                _mb(last["bytes_received"]),
-                _check(s),
-            ]
-        )
-    head = ["engine", "runs", "median s", "median RSS MB", "GETs per input", "HEADs", "LISTs"]
-    head += ["PUTs", "multipart", "MB served", "MB uploaded", "check"]
-    return [f"### {TITLES['s3']}", "", *_table(head, rows), ""]
-
-
 def _mb(value: str) -> str:
     return f"{int(value) / 2**20:.1f}"
 
 
+def case_table(stats: Stats, case: str) -> list[str]:
+    engines = of_case(stats, case)
+    if not engines:
+        return []
+    copy, peer = find(stats, case, "copy"), best_peer(stats, case)
+    head = ["engine", "runs", "median s", "min-max s", "median RSS MB"]
+    head += ["x copy limit"] * bool(copy) + ["x best peer"] * bool(peer) + ["check"]
+    rows = []
+    for engine, s in engines:
+        lo, hi = s.spread
+        row = [engine, str(len(s.rows)), _s(s.seconds), f"{_s(lo)}-{_s(hi)}", f"{s.rss:.0f}"]
+        row += [f"{s.seconds / ref.seconds:.2f}" for ref in (copy, peer) if ref]
+        rows.append([*row, s.check])
+    first = engines[0][1].rows[0]
+    size = f"{int(first['inputs'])} x {int(first['rows_per_input']):,} rows in, "
+    size += f"{_mb(first['bytes_in'])} MB"
+    return [f"### {TITLES[case]}", "", size, "", *_table(head, rows), ""]
+
+
+def rss_table(stats: Stats) -> list[str]:
+    rows = []
+    for op, sizes in by_op(stats).items():
+        for rows_per_input, s in sizes.items():
+            rss = s.values("peak_rss_mb")
+            rows.append([op, f"{rows_per_input:,}", str(len(s.rows)), f"{s.rss:.0f}"])
+            rows[-1] += [f"{min(rss):.0f}-{max(rss):.0f}", _s(s.seconds), s.check]
+    head = ["op", "rows per input", "runs", "median RSS MB", "min-max RSS MB", "median s", "check"]
+    return [f"### {TITLES['rss']}", "", *_table(head, rows), ""] if rows else []
+
+
+def s3_table(stats: Stats) -> list[str]:
+    rows = []
+    for engine, s in of_case(stats, "s3"):
+        last = s.rows[-1]  # request counts do not vary between repeats; the last run's
+        gets = f"{last['input_gets']} (target {last['input_get_targets']})".replace(";", ", ")
+        row = [engine, str(len(s.rows)), _s(s.seconds), f"{s.rss:.0f}", gets]
+        row += [last["heads"], last["lists"], last["puts"]]
+        row += [f"{last['multipart_uploads']} ({last['upload_parts']} parts)"]
+        rows.append([*row, _mb(last["bytes_served"]), _mb(last["bytes_received"]), s.check])
+    head = ["engine", "runs", "median s", "median RSS MB", "GETs per input", "HEADs", "LISTs"]
+    head += ["PUTs", "multipart", "MB served", "MB uploaded", "check"]
+    return [f"### {TITLES['s3']}", "", *_table(head, rows), ""] if rows else []
+
+
 # -- plots -----------------------------------------------------------------------------------
-def time_plot(stats: Stats, path: Path, scale: str) -> Path | None:
-    cases = [c for c in TIMED_CASES if any(k[0] == c for k in stats)]
-    if not cases:
-        return None
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _spread(medians: list[float], values: list[list[float]]) -> list[list[float]]:
+    """Error bars from each median down to its min and up to its max."""
+    return [
+        [m - min(v) for m, v in zip(medians, values, strict=True)],
+        [max(v) - m for m, v in zip(medians, values, strict=True)],
+    ]
+
+
+def time_plot(stats: Stats, path: Path, scale: str) -> Path | None:
+    cases = [c for c in TIMED_CASES if of_case(stats, c)]
+    if not cases:
+        return None
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 3.8), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
-        items = [(e, s) for (c, e, _, _), s in stats.items() if c == case]
+        items = of_case(stats, case)
         medians = [s.seconds for _, s in items]
-        errors = [
-            [m - s.spread[0] for m, (_, s) in zip(medians, items, strict=True)],
-            [s.spread[1] - m for m, (_, s) in zip(medians, items, strict=True)],
-        ]
+        errors = _spread(medians, [s.values("seconds") for _, s in items])
         colors = ["tab:blue" if e == "ours" else "tab:gray" for e, _ in items]
         ax.bar([e for e, _ in items], medians, yerr=errors, capsize=4, color=colors)
         ax.set_title(case)
         ax.tick_params(axis="x", labelrotation=30)
     axes[0][0].set_ylabel("seconds (median, min-max)")
     fig.suptitle(f"time per case and engine, scale {scale}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def rss_plot(stats: Stats, path: Path, scale: str) -> Path | None:
-    by_op = defaultdict(list)
-    for (case, _, op, rows), s in sorted(stats.items()):
-        if case == "rss":
-            by_op[op].append((rows, s))
-    if not by_op:
+    ops = by_op(stats)
+    if not ops:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for op, points in sorted(by_op.items()):
-        x = [rows / 1e6 for rows, _ in points]
-        y = [s.rss for _, s in points]
-        spread = [
-            [m - min(s.values("peak_rss_mb")) for m, (_, s) in zip(y, points, strict=True)],
-            [max(s.values("peak_rss_mb")) - m for m, (_, s) in zip(y, points, strict=True)],
-        ]
-        ax.errorbar(x, y, yerr=spread, marker="o", capsize=4, label=f"ours, {op}")
+    for op, sizes in ops.items():
+        y = [s.rss for s in sizes.values()]
+        errors = _spread(y, [s.values("peak_rss_mb") for s in sizes.values()])
+        x = [rows / 1e6 for rows in sizes]
+        ax.errorbar(x, y, yerr=errors, marker="o", capsize=4, label=f"ours, {op}")
     ax.axhline(LIMIT_RSS_MB, color="tab:red", linestyle="--", label=f"limit {LIMIT_RSS_MB} MB")
     ax.set_xlabel("rows per input (millions), 2 inputs")
     ax.set_ylabel("peak RSS MB (VmHWM)")
     ax.set_ylim(bottom=0)
     ax.set_title(f"pod peak RSS vs input size, scale {scale}")
     ax.legend()
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -319,7 +280,7 @@ def scale_section(scale: str, rows: list[dict], out_dir: Path) -> tuple[list[str
     stats = group(rows)
     env = rows[-1]
     lines = [f"## Scale `{scale}`", ""]
-    if scale == "small":
+    if scale == "smoke":
         lines += ["> Smoke scale: tiny data. These timings mean nothing; only checks count.", ""]
     lines += [
         f"Machine: {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']} GB. "
@@ -339,21 +300,17 @@ def scale_section(scale: str, rows: list[dict], out_dir: Path) -> tuple[list[str
     for case in TIMED_CASES[:-1]:
         lines += case_table(stats, case)
     lines += rss_table(stats) + s3_table(stats)
-    plots = [
-        p
-        for p in (
-            time_plot(stats, out_dir / f"time-{scale}.png", scale),
-            rss_plot(stats, out_dir / f"rss-{scale}.png", scale),
-        )
-        if p is not None
-    ]
+    time_png, rss_png = out_dir / f"time-{scale}.png", out_dir / f"rss-{scale}.png"
+    drawn = (time_plot(stats, time_png, scale), rss_plot(stats, rss_png, scale))
+    plots = [p for p in drawn if p is not None]
     lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
     return lines, plots
 
 
 def build(out_dir: Path) -> list[Path]:
     """Write results.md and the plots from out_dir/results.csv; the paths written."""
-    rows = read_csv(out_dir / "results.csv")
+    with open(out_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     lines = [
         "# Benchmarks",
         "",
@@ -365,11 +322,11 @@ def build(out_dir: Path) -> list[Path]:
         "",
     ]
     written: list[Path] = []
-    scales = [s for s in SCALES if any(r["scale"] == s for r in rows)]
-    for scale in scales:
-        section, plots = scale_section(scale, [r for r in rows if r["scale"] == scale], out_dir)
-        lines += section
-        written += plots
-    md = out_dir / "results.md"
-    md.write_text("\n".join(lines).rstrip() + "\n")
-    return [md, *written]
+    for scale in SCALES:
+        scale_rows = [r for r in rows if r["scale"] == scale]
+        if scale_rows:
+            section, plots = scale_section(scale, scale_rows, out_dir)
+            lines += section
+            written += plots
+    (out_dir / "results.md").write_text("\n".join(lines).rstrip() + "\n")
+    return [out_dir / "results.md", *written]

@@ -1,8 +1,10 @@
-"""The benchmarks' smoke test: `python -m benchmarks run --scale small` runs every case and
-engine on tiny data, every answer check passes, and the CSV, results.md and plots are written.
-No timing is asserted: the small scale's numbers mean nothing, and CI machines are noisy.
+"""The benchmarks' smoke test: `python -m benchmarks run --scale smoke` runs every case and
+engine on tiny data, every answer check passes, S3 requests are counted at the server, and the
+CSV, results.md and plots are written. No timing is asserted: the smoke scale's numbers mean
+nothing, and CI machines are noisy.
 
-Also: the checks catch wrong answers, and the harness fails loudly when engines disagree."""
+Also: the checks catch wrong answers, the harness fails loudly when engines disagree, and the
+settings load like workload's (defaults < BENCH_* environment < command line)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -48,7 +51,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 def smoke(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "results"
-    args = ["--scale", "small", "--repeats", "1", "--output", str(out), "--data", str(tmp / "data")]
+    args = ["--scale", "smoke", "--repeats", "1", "--output", str(out), "--data", str(tmp / "data")]
     result = bench("run", *args)
     assert result.returncode == 0, result.stderr[-4000:]
     with open(out / "results.csv", newline="") as f:
@@ -66,7 +69,7 @@ def test_every_case_and_engine_is_measured_and_checked(smoke):
     rss = {(r["variant"], int(r["rows_per_input"])) for r in rows if r["case"] == "rss"}
     assert {op for op, _ in rss} == {"merge", "aggregate"} and len({n for _, n in rss}) >= 2
     for row in rows:  # self-describing rows
-        assert row["scale"] == "small" and row["repeat"] == "1"
+        assert row["scale"] == "smoke" and row["repeat"] == "1"
         assert int(row["rows"]) > 0 and int(row["bytes_in"]) > 0 and int(row["bytes_out"]) > 0
         assert float(row["peak_rss_mb"]) > 0 and row["seconds"]
         assert row["pyarrow_version"] and row["duckdb_version"] and row["cores"]
@@ -85,7 +88,7 @@ def test_s3_requests_are_counted_at_the_server(smoke):
 
 def test_report_and_plots_are_written_and_rebuilt(smoke):
     out, _ = smoke
-    files = [out / "results.md", out / "time-small.png", out / "rss-small.png"]
+    files = [out / "results.md", out / "time-smoke.png", out / "rss-smoke.png"]
     for path in files:
         assert path.exists()
     text = (out / "results.md").read_text()
@@ -115,7 +118,7 @@ def events(tmp_path):
 
 
 def test_checks_catch_wrong_events(checks, events, tmp_path):
-    expected = checks.expected_totals(events, keys=200)
+    expected = checks.expected_totals(events)
     both = pa.concat_tables([pq.read_table(p) for p in events])
     assert checks.check_events([events[0]], expected).problems  # half the rows
 
@@ -137,11 +140,31 @@ def test_checks_catch_wrong_events(checks, events, tmp_path):
     assert any("ZSTD" in p for p in checks.check_events([snappy], expected, False).problems)
 
 
-def test_disagreeing_engines_fail_loudly(checks, monkeypatch, tmp_path):
-    from benchmarks import run
-    from benchmarks.settings import BenchSettings
+def test_checks_catch_wrong_results(checks, events, tmp_path):
+    from workload.testing.oracle import duckdb_result
 
-    bench_ = run.Bench(BenchSettings.load(scale="small", repeats=1, data=str(tmp_path)))
+    oracle = checks.oracle(events)
+    by_key, by_category = duckdb_result([str(p) for p in events])
+    paths = [str(tmp_path / "by_key.parquet"), str(tmp_path / "by_category.parquet")]
+    pq.write_table(by_key, paths[0], compression="zstd")
+    pq.write_table(by_category, paths[1], compression="zstd")
+    assert checks.check_results(*paths, oracle).problems == []
+    pq.write_table(by_key.slice(1), paths[0], compression="zstd")  # a key lost
+    (problem,) = checks.check_results(*paths, oracle).problems
+    assert problem.startswith("by_key differs from the DuckDB oracle")
+    partials = checks.oracle(events, partials=True)
+    pq.write_table(partials, paths[0], compression="zstd")
+    assert checks.check_partials(paths[0], {}, partials).problems == []
+    wrong = partials.set_column(2, "rows", pc.add(partials.column("rows"), 1))
+    pq.write_table(wrong, paths[0], compression="zstd")
+    (problem,) = checks.check_partials(paths[0], {}, partials).problems
+    assert "differs from the DuckDB oracle over the inputs: column rows row 0" in problem
+
+
+def test_disagreeing_engines_fail_loudly(checks, monkeypatch, tmp_path):
+    from benchmarks import harness
+
+    bench_ = harness.Bench(harness.BenchSettings.load(scale="smoke", repeats=1, data=str(tmp_path)))
     answers = {"ours": pa.table({"key": [1, 2]}), "duckdb": pa.table({"key": [1, 3]})}
 
     def measure(case, run_, repeat):
@@ -149,8 +172,22 @@ def test_disagreeing_engines_fail_loudly(checks, monkeypatch, tmp_path):
         return row, checks.Checked([], answers[run_.engine])
 
     monkeypatch.setattr(bench_, "measure", measure)
-    runs = run.plan("pod_aggregate", bench_.scale, ["ours", "duckdb"])
-    with pytest.raises(run.CaseFailed, match="duckdb: differs from ours: column key row 1"):
-        bench_._repeats("pod_aggregate", runs)
+    runs = harness.plan("pod_aggregate", bench_.scale, ["ours", "duckdb"])
+    with pytest.raises(harness.CaseFailed, match="duckdb: differs from ours: column key row 1"):
+        bench_.repeats("pod_aggregate", runs)
     checked = [r["check"] for r in bench_.rows]
     assert checked == ["ok", "differs from ours: column key row 1: 2 vs 3"]
+
+
+def test_settings_load_like_workloads(checks, monkeypatch):
+    from benchmarks.harness import BenchSettings, SettingsError
+
+    monkeypatch.setenv("BENCH_REPEATS", "3")
+    monkeypatch.setenv("BENCH_ENGINES", "ours, duckdb")
+    loaded = BenchSettings.load(scale="smoke", repeats=None)
+    assert (loaded.repeats, loaded.engines) == (3, ("ours", "duckdb"))
+    assert BenchSettings.load(scale="smoke", repeats=2).repeats == 2  # the command line wins
+    monkeypatch.setenv("BENCH_REPEATS", "many")
+    with pytest.raises(SettingsError, match="BENCH_REPEATS='many' is not a valid int"):
+        BenchSettings.load()
+    assert bench("run", "--scale", "nope").returncode == 2

@@ -101,7 +101,7 @@ def _final(
     input_rows: dict[str, int | None] = dict.fromkeys(rels, 0)  # input rows behind each file
     store.remove(layout.SUMMARY)  # from here until the new marker, there is no result
     if getattr(state, "streaming", False):
-        by = state.aligned_by  # the columns no result row straddles
+        by = getattr(state, "aligned_by", op.aligned_by(level))  # no result row straddles them
         streamed = _stream(store, state, by, rels, opened, input_rows, metrics, settings)
     else:
         streamed = {}

@@ -1,0 +1,72 @@
+"""workload itself: a level-1 pod, the final pod, and the whole tree of `workload run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import Spec, Work, engine
+
+
+@engine("ours", "pod_merge", "pod_aggregate", "rss", "s3")
+def pod(spec: Spec) -> Work:
+    """Level-1 pod 0 on a root whose l1 holds the pair: l1/0 + l1/1 -> l2/0."""
+    from workload import layout
+    from workload.process import process
+    from workload.settings import Settings
+
+    op = spec.variant or ("aggregate" if spec.case == "pod_aggregate" else "merge")
+    settings = Settings.load(root=spec.root, op=op)
+
+    def work():
+        process(settings, 0, 1)
+        return {"outputs": [f"{spec.root}/{layout.level_file(2, 0)}"]}
+
+    return work
+
+
+@engine("ours", "final")
+def final(spec: Spec) -> Work:
+    """The final pod over l1/0..n-1 read directly as the last level."""
+    from workload import layout
+    from workload.final import final
+    from workload.settings import Settings
+
+    settings = Settings.load(root=spec.root)
+
+    def work():
+        final(settings, 0, len(spec.inputs), level=1, partial=True)
+        return {"outputs": [f"{spec.root}/{layout.BY_KEY}", f"{spec.root}/{layout.BY_CATEGORY}"]}
+
+    return work
+
+
+@engine("ours", "job")
+def job(spec: Spec) -> Work:
+    """`workload run`'s whole tree (pods in a pool of 2 fresh processes) on the cached data."""
+    from workload import layout, run_local
+    from workload.settings import Settings
+
+    settings = Settings.load(root=spec.root)
+    d = spec.dataset
+    manifest = json.loads(Path(spec.root, layout.MANIFEST).read_text())
+    wanted = {"files": d["files"], "rows": d["files"] * d["rows"], "keys": d["keys"]}
+    differs = sorted(k for k, v in {**wanted, "seed": d["seed"]}.items() if manifest.get(k) != v)
+    if differs:  # run_local.run would then regenerate the inputs inside the timed region
+        raise RuntimeError(f"cached manifest differs from the job's arguments in {differs}")
+
+    def work():
+        report = run_local.run(
+            settings,
+            **{k: d[k] for k in ("files", "rows", "keys", "seed")},
+            workers=2,
+            final_fan_in=spec.final_fan_in,
+        )
+        return {
+            "outputs": [f"{spec.root}/{layout.BY_KEY}", f"{spec.root}/{layout.BY_CATEGORY}"],
+            # The pods are processes of their own: the job's peak is its largest process.
+            "child_peak_rss_mb": max(level["max_pod_rss_mb"] for level in report["levels"]),
+            "verified": report["verified"],
+        }
+
+    return work
