@@ -87,3 +87,13 @@ class DistinctCategories:
 
 
 DISTINCT = DistinctCategories()
+
+
+class _Broken(DistinctCategories):
+    """An op with a bug: what a pod does when the code, not the data, is wrong (exit 70)."""
+
+    def combine(self, parts, level: int, cats: Categories) -> Step:
+        return Step(pa.table({"n": [len(parts) // 0]}))
+
+
+BROKEN = _Broken()

@@ -15,7 +15,7 @@ from workload.command import guard as _guard
 from workload.errors import classify_storage
 from workload.generate import generate
 from workload.storage import open_store
-from workload.testing.pods import cli
+from workload.testing.pods import REPO, cli
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +230,18 @@ def test_secret_with_a_slash_in_a_url_is_masked(root):
     assert errors.redact(f"s3://AKID:{secret}@b/k and oss://x:y/z@b/k") == (
         "s3://***@b/k and oss://***@b/k"
     )
+
+
+def test_a_bug_is_an_internal_error_through_the_command_line(root):
+    """An op whose code is wrong (tests/ops_distinct.py's BROKEN) fails the pod with 70 and one
+    line; nothing is published."""
+    here = str(REPO / "tests")
+    result = run(
+        "0", "1", "--root", str(root), "--op", "ops_distinct:BROKEN", env={"PYTHONPATH": here}
+    )
+    assert result.returncode == errors.EXIT_INTERNAL, result.stderr
+    assert (
+        error_line(result)
+        == "error: internal failure: ZeroDivisionError: integer division or modulo by zero"
+    )
+    assert published(root) == []
