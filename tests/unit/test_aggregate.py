@@ -83,13 +83,24 @@ def test_partials_survive_their_parquet_shape():
     assert as_dict(back) == as_dict(p)
 
 
-def test_summary_state_totals_and_distinct_keys():
+def test_summary_state_dense_and_streaming_agree():
     cats = Categories()
-    state = Summary(events=True, cats=cats, key_range=(None, None))
     table = random_events(n=500, keys=50)
+    dense = Summary(events=True, cats=cats, key_range=(0, 49))  # slots: batches absorbed
+    assert not dense.streaming
     for batch in table.to_batches(max_chunksize=128):
-        state.absorb(state.summarize(batch))
-    tables, totals = state.result()
+        dense.absorb(dense.summarize(batch))
+    tables, totals = dense.result()
     assert totals["rows"] == 500 and totals["distinct_keys"] == len(set(table["key"].to_pylist()))
+    assert totals["value_count"] == 500 - table["value"].null_count
     assert tables["by_key"].num_rows == totals["distinct_keys"]
-    assert totals["value_count"] == table["value"].null_count * -1 + 500
+
+    streaming = Summary(events=True, cats=cats, key_range=(None, None))  # no range: steps
+    assert streaming.streaming
+    halves = [table.slice(0, 250), table.slice(250)]  # two inputs, each one step
+    streamed, rows = streaming.step([pa.Table.from_batches(h.to_batches()) for h in halves])
+    assert rows == [250, 250]
+    rest, stream_totals = streaming.result()
+    assert stream_totals == totals
+    assert streamed["by_key"].num_rows == totals["distinct_keys"] == tables["by_key"].num_rows
+    assert rest["by_category"].equals(tables["by_category"])
