@@ -379,8 +379,9 @@ class ByCategory:
         self._cats = cats
         self._result = empty_partials()
 
-    def add(self, p: Partials) -> None:
-        both = Partials.concat([self._result, p.reduce("category", self._cats)])
+    def add(self, *pieces: Partials) -> None:
+        """Absorb pieces (partials by category or finer) with one reduce for all of them."""
+        both = Partials.concat([self._result, *pieces])
         self._result = both.reduce("category", self._cats)
 
     def result(self) -> Partials:
@@ -430,15 +431,16 @@ class Summary:
     def step(self, parts: Sequence[pa.Table | None]) -> tuple[dict[str, pa.Table], list[int]]:
         """One aligned step over every input (None where an input has no rows in it): the
         by_key rows of its keys, complete now, and the input rows behind each part."""
-        keyed, rows = [], []
+        keyed, categorized, rows = [], [], []
         for part in parts:
             if part is None:
                 rows.append(0)
                 continue
             piece = self.summarize(part)
-            self._by_category.add(piece.categorized)
             keyed.append(piece.keyed)
+            categorized.append(piece.categorized)
             rows.append(piece.rows)
+        self._by_category.add(*categorized)  # one reduce a step, not one a part
         done = Partials.concat(keyed).reduce("key", _NO_CATEGORIES)
         self._streamed_rows += int(done.rows.sum())
         self._streamed_keys += len(done)
