@@ -189,15 +189,7 @@ def _stream(store, state, by, rels, opened, input_rows, metrics, settings) -> di
                         out = stack.enter_context(
                             store.output(layout.result_file(name), digest=True)
                         )
-                        sink = stack.enter_context(
-                            Sink(
-                                out.path,
-                                table.schema,
-                                sorted_by=(table.schema.names[0],),
-                                row_group_rows=settings.row_group_rows,
-                                all_statistics=True,
-                            )
-                        )
+                        sink = stack.enter_context(_result_sink(out.path, table.schema, settings))
                         written[name] = (out, sink)
                     written[name][1].write(table)
     return {
@@ -224,18 +216,22 @@ def _key_range(opened: list[ParquetInput]) -> tuple[int | None, int | None]:
     return lo, hi
 
 
+def _result_sink(path: str, schema: pa.Schema, settings: Settings) -> Sink:
+    """A result file: sorted by its first column, statistics on every column."""
+    return Sink(
+        path,
+        schema,
+        sorted_by=(schema.names[0],),
+        row_group_rows=settings.row_group_rows,
+        all_statistics=True,
+    )
+
+
 def _write_table(store: Store, rel: str, table: pa.Table, settings: Settings) -> dict:
     """Write one result file; its size and sha256 for the commit marker."""
-    sorted_by = (table.schema.names[0],)
     with (
         store.output(rel, digest=True) as out,
-        Sink(
-            out.path,
-            table.schema,
-            sorted_by=sorted_by,
-            row_group_rows=settings.row_group_rows,
-            all_statistics=True,
-        ) as sink,
+        _result_sink(out.path, table.schema, settings) as sink,
     ):
         sink.write(table)
     return {"bytes": out.size, "sha256": out.sha256}
