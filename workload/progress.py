@@ -15,8 +15,6 @@ import sys
 import threading
 import time
 
-from fsspec.callbacks import Callback
-
 _last = time.monotonic()
 _what = "storage"
 _armed: threading.Thread | None = None
@@ -56,12 +54,13 @@ def arm(budget: float, exit_code: int) -> None:
     _armed.start()
 
 
-class UploadCallback(Callback):
-    """An fsspec callback for put_file: every uploaded part is progress."""
+def upload_callback(what: str):
+    """An fsspec callback for put_file: every uploaded part is progress (fsspec imported only
+    when something is uploaded)."""
+    from fsspec.callbacks import Callback
 
-    def __init__(self, what: str):
-        super().__init__()
-        self.what = what
+    class UploadCallback(Callback):
+        def call(self, *args, **kwargs) -> None:
+            tick(what)
 
-    def call(self, *args, **kwargs) -> None:
-        tick(self.what)
+    return UploadCallback()

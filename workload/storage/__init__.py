@@ -38,7 +38,6 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -54,6 +53,7 @@ from ..errors import (
     redact,
     register_secret,
 )
+from .local import LocalFS
 from .parquet import ParquetInput, damaged, reread_once
 from .readahead import SHORT_READ_ATTEMPTS, WindowReader
 
@@ -91,7 +91,7 @@ class Store:
             path = url.split("://", 1)[1] if "://" in url else url
             if options:
                 raise ConfigError(f"unknown storage option(s) for a local path: {sorted(options)}")
-            self.fs = fsspec.filesystem("file")
+            self.fs: Any = LocalFS()
             self.root = os.path.abspath(path)
             self.bucket = None
             self.arrow_fs = pafs.LocalFileSystem()
@@ -103,6 +103,8 @@ class Store:
         self.backend: ModuleType = importlib.import_module(f".{BACKENDS[protocol]}", __name__)
         self.backend.configure(options)
         _check_options(self._backend_class(protocol), options, protocol)
+        import fsspec  # only object stores need it (about 90 ms of a pod's start)
+
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         except (TypeError, ValueError) as exc:
@@ -115,6 +117,8 @@ class Store:
 
     @staticmethod
     def _backend_class(protocol: str) -> type:
+        import fsspec
+
         try:
             return fsspec.get_filesystem_class(protocol)
         except ImportError:
@@ -281,7 +285,7 @@ class Store:
             os.close(lock)
 
     def _upload(self, local: str, final: str) -> None:
-        self.backend.upload(self.fs, local, final, progress.UploadCallback(final))
+        self.backend.upload(self.fs, local, final, progress.upload_callback(final))
 
     def _abort_stale_uploads(self, rel: str) -> None:
         """Abort incomplete multipart uploads of this output's key that a dead writer left
