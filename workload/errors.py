@@ -177,6 +177,13 @@ _CODE_TRANSIENT = {
     "ThrottlingException",
     "TooManyRequests",
 }
+# The errno an OSError subclass stands for, when it was raised without one.
+_ERRNO_OF_CLASS = (
+    (PermissionError, errno.EACCES),
+    (IsADirectoryError, errno.EISDIR),
+    (NotADirectoryError, errno.ENOTDIR),
+    (FileNotFoundError, errno.ENOENT),
+)
 OSS_CLIENT_ERROR = -1  # oss2.exceptions.OSS_CLIENT_ERROR_STATUS
 # Client exception classes that mean "the connection, not the data, failed", by module. Looked
 # up only when that module is already imported: classifying must not import a backend.
@@ -293,15 +300,8 @@ def classify_storage(
             return ConfigError(f"no usable credentials or region for {what} ({type(e).__name__})")
         if isinstance(e, TimeoutError | ConnectionError) or _is_instance(e, _TRANSIENT_CLASSES):
             return TransientError(f"storage unavailable for {what} ({type(e).__name__})")
-    for e in chain:
-        if isinstance(e, PermissionError):
-            return PermissionDenied(f"access denied to {what}")
-        if isinstance(e, IsADirectoryError | NotADirectoryError | FileNotFoundError):
-            return _from_errno(
-                {IsADirectoryError: errno.EISDIR, NotADirectoryError: errno.ENOTDIR}.get(
-                    type(e), errno.ENOENT
-                ),
-                what,
-                writing,
-            )
+    for e in chain:  # an OSError subclass raised without an errno
+        for cls, err in _ERRNO_OF_CLASS:
+            if isinstance(e, cls):
+                return _from_errno(err, what, writing)
     return InternalError(f"unexpected storage failure for {what}: {type(exc).__name__}")

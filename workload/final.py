@@ -102,10 +102,24 @@ def _final(
     store.remove(layout.SUMMARY)  # from here until the new marker, there is no result
     if getattr(state, "streaming", False):
         by = getattr(state, "aligned_by", op.aligned_by(level))  # no result row straddles them
-        streamed = _stream(store, state, by, rels, opened, input_rows, metrics, settings)
+        streamed = _stream(
+            store,
+            state,
+            by=by,
+            opened=dict(zip(rels, opened, strict=True)),
+            input_rows=input_rows,
+            metrics=metrics,
+            settings=settings,
+        )
     else:
         streamed = {}
-        _absorb_on_threads(state, rels, opened, input_rows, metrics, settings, level, first)
+        _absorb_on_threads(
+            state,
+            opened=dict(zip(rels, opened, strict=True)),
+            input_rows=input_rows,
+            metrics=metrics,
+            settings=settings,
+        )
     metrics.rows_in = sum(s.rows for s in opened)
     tables, totals = state.result()
     counted = None not in input_rows.values()
@@ -145,20 +159,25 @@ def _final(
     return record
 
 
-def _absorb_on_threads(state, rels, opened, input_rows, metrics, settings, level, first) -> None:
+def _add_rows(total: int | None, more: int | None) -> int | None:
+    """Input rows behind a file so far; None once any piece does not count them."""
+    return None if total is None or more is None else total + more
+
+
+def _absorb_on_threads(state, *, opened, input_rows, metrics, settings) -> None:
     """Every file on a reader thread of its own, batch by batch, into the shared state (under
     the lock). Decoding and the numpy kernels release the GIL, so two files progress on two
     cores."""
     lock = threading.Lock()
 
     def consume(rel: str, opened_input: ParquetInput) -> None:
-        local = Metrics("final", level, first, metrics.op)
+        local = Metrics("final", metrics.level, metrics.index, metrics.op)
         rows: int | None = 0
         for batch in local.timed(opened_input.batches(settings.batch_rows)):
             progress.tick()
             with local.timing("compute_s"):
                 piece = state.summarize(batch)
-                rows = None if rows is None or piece.rows is None else rows + piece.rows
+                rows = _add_rows(rows, piece.rows)
                 with lock:
                     state.absorb(piece)
         with lock:
@@ -167,22 +186,21 @@ def _absorb_on_threads(state, rels, opened, input_rows, metrics, settings, level
             metrics.compute_s += local.compute_s
 
     with ThreadPoolExecutor(cpu_threads(min(THREADS, len(opened)))) as pool:
-        list(pool.map(consume, rels, opened))
+        list(pool.map(consume, opened, opened.values()))
 
 
-def _stream(store, state, by, rels, opened, input_rows, metrics, settings) -> dict[str, dict]:
+def _stream(store, state, *, by, opened, input_rows, metrics, settings) -> dict[str, dict]:
     """Walk every file in step by `by` and write the state's tables as its steps complete them;
     the sizes and sha256 of what was written, by file name."""
-    streams = [(s.what, metrics.timed(s.batches(settings.batch_rows))) for s in opened]
+    streams = [(s.what, metrics.timed(s.batches(settings.batch_rows))) for s in opened.values()]
     written: dict[str, tuple] = {}
     with contextlib.ExitStack() as stack:
         for parts in aligned(streams, by, keep_empty=True):
             progress.tick()
             with metrics.timing("compute_s"):
                 tables, rows = state.step(parts)
-            for rel, n in zip(rels, rows, strict=True):
-                before = input_rows[rel]
-                input_rows[rel] = None if before is None or n is None else before + n
+            for rel, n in zip(opened, rows, strict=True):
+                input_rows[rel] = _add_rows(input_rows[rel], n)
             with metrics.timing("write_s"):
                 for name, table in tables.items():
                     if name not in written:

@@ -212,22 +212,16 @@ class Partials:
             return [(self.key - lo) * len(cats.values) + rank]
         return [self.key, rank]
 
-    def _aggregate_arrays(self) -> list[pa.Array]:
+    def _aggregate_arrays(self, aggregates: Sequence[Aggregate] = RESULT_AGGREGATES) -> list:
         empty = self.values[NULL_UNLESS] == 0
         return [
             pa.array(self.values[a.name], mask=empty if a.nullable else None).view(a.type)
-            for a in RESULT_AGGREGATES
+            for a in aggregates
         ]
 
     def to_partials(self, cats: Categories) -> pa.Table:
-        empty = self.values[NULL_UNLESS] == 0
-        arrays = [
-            pa.array(self.values[a.name], mask=empty if a.nullable else None).view(a.type)
-            for a in AGGREGATES
-        ]
-        return pa.Table.from_arrays(
-            [pa.array(self.key), cats.array(self.cat), *arrays], schema=PARTIALS
-        )
+        arrays = [pa.array(self.key), cats.array(self.cat), *self._aggregate_arrays(AGGREGATES)]
+        return pa.Table.from_arrays(arrays, schema=PARTIALS)
 
     def to_by_key(self) -> pa.Table:
         return pa.Table.from_arrays([pa.array(self.key), *self._aggregate_arrays()], schema=BY_KEY)

@@ -194,13 +194,7 @@ class Store:
         return self._call(rel, names)
 
     def read_bytes(self, rel: str) -> bytes:
-        return self._call(rel, lambda: self._cat(self.path(rel)))
-
-    def _cat(self, full: str) -> bytes:
-        if self.is_local:
-            with open(full, "rb") as f:
-                return f.read()
-        return self.fs.cat_file(full)
+        return self._call(rel, lambda: self.fs.cat_file(self.path(rel)))
 
     def read_json(self, rel: str, missing: Any = ...) -> Any:
         """The parsed JSON at `rel`; `missing` when it does not exist, if given.
@@ -234,7 +228,7 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 if self.fs.isdir(full):
                     self.fs.rm(full, recursive=True)
-                elif self.is_local or self.fs.exists(full):
+                elif self.fs.exists(full):
                     self.fs.rm(full)
 
         self._call(rel, rm, writing=True)
