@@ -1,5 +1,5 @@
 """python -m benchmarks run [--scale S] [--repeats N] [--output DIR] [--data DIR]
-                        [--engines A,B] [--cases X,Y] [--timeout SECONDS]
+                        [--engines A,B] [--cases X,Y] [--cpus 1,2] [--timeout SECONDS]
 python -m benchmarks report [--output DIR] [--scale S]"""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--data", help="input cache folder (default ./data/bench)")
     measure.add_argument("--engines", help="comma-separated engines (default: all)")
     measure.add_argument("--cases", help="comma-separated cases (default: all of the scale)")
+    measure.add_argument("--cpus", help="comma-separated CPU counts to measure at (default 1,2)")
     measure.add_argument("--timeout", type=int, help="seconds per child process (default 3600)")
     rebuild = sub.add_parser("report", help="rebuild results.md and the plots from results.csv")
     rebuild.add_argument("--scale", help="only to pick the default folder (smoke: DATA/smoke)")

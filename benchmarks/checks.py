@@ -73,26 +73,29 @@ def oracle(paths: list[Any], partials: bool = False) -> Any:
 
 
 def check_events(sources: list[Source], expected: dict, must_be_sorted: bool = True) -> Checked:
+    """The rows of all `sources` together against the inputs' (each source sorted, if asked)."""
     problems = [p for src in sources for p in _zstd(src)]
-    file = pq.ParquetFile(sources[0])
-    problems += _events_schema(file.schema_arrow)
+    for src in sources:
+        problems += _events_schema(pq.ParquetFile(src).schema_arrow)
     if problems:
-        return Checked(problems)
+        return Checked(sorted(set(problems)))
     cats = Categories()
-    rows, checksum, last, unsorted_at = 0, 0, None, None
-    for batch in file.iter_batches(batch_size=262_144):
-        p = Partials.from_events(batch, cats)
-        checksum = (checksum + int(np.add.reduce(p.checksum, dtype=np.uint64))) % 2**64
-        if must_be_sorted and unsorted_at is None and len(p.key):
-            keys = np.column_stack([p.key, p.ts_min])
-            if last is not None:
-                keys = np.vstack([last, keys])
-            step = np.diff(keys, axis=0)
-            bad = np.flatnonzero((step[:, 0] < 0) | ((step[:, 0] == 0) & (step[:, 1] < 0)))
-            if bad.size:
-                unsorted_at = rows + int(bad[0]) + (0 if last is not None else 1)
-            last = keys[-1]
-        rows += batch.num_rows
+    rows, checksum, unsorted_at = 0, 0, None
+    for src in sources:
+        last = None
+        for batch in pq.ParquetFile(src).iter_batches(batch_size=262_144):
+            p = Partials.from_events(batch, cats)
+            checksum = (checksum + int(np.add.reduce(p.checksum, dtype=np.uint64))) % 2**64
+            if must_be_sorted and unsorted_at is None and len(p.key):
+                keys = np.column_stack([p.key, p.ts_min])
+                if last is not None:
+                    keys = np.vstack([last, keys])
+                step = np.diff(keys, axis=0)
+                bad = np.flatnonzero((step[:, 0] < 0) | ((step[:, 0] == 0) & (step[:, 1] < 0)))
+                if bad.size:
+                    unsorted_at = rows + int(bad[0]) + (0 if last is not None else 1)
+                last = keys[-1]
+            rows += batch.num_rows
     if rows != expected["rows"]:
         problems.append(f"has {rows} rows, the inputs {expected['rows']}")
     if checksum_hex(checksum) != expected["checksum"]:

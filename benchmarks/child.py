@@ -19,6 +19,8 @@ from .engines import ENGINES, Spec
 
 def main(argv: list[str]) -> int:
     spec = Spec(**json.loads(argv[0]))
+    if spec.cpus:  # before any engine starts a thread pool (each sizes itself from this)
+        os.sched_setaffinity(0, range(spec.cpus))
     work = ENGINES[spec.case][spec.engine].setup(spec)  # imports and setup: not timed
     started = time.perf_counter()
     result = work()

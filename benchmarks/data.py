@@ -51,27 +51,41 @@ def _pairs(*sizes: int, keys: int) -> tuple[Inputs, ...]:
     return tuple(Inputs(Dataset(f"pair-{n}", 2, n, keys, seed=n), 2) for n in sizes)
 
 
-def _tree(events: Dataset, job: Inputs) -> dict[str, tuple[Inputs, ...]]:
-    """The pod pair is files 0 and 1, the final pod reads files 0..31."""
+def _tree(
+    events: Dataset, job: Inputs, sparse: Dataset, tiny: Dataset
+) -> dict[str, tuple[Inputs, ...]]:
+    """The pod pair is files 0 and 1, the final pod reads files 0..31 (of `events`, and of
+    `sparse`, whose keys are too many for the final pod's dense slots)."""
     pair = (Inputs(events, 2),)
-    final = (Inputs(events, 32),)
-    return {"pod_merge": pair, "pod_aggregate": pair, "final": final, "job": (job,), "s3": pair}
+    return {
+        "pod_merge": pair,
+        "pod_aggregate": pair,
+        "final": (Inputs(events, 32),),
+        "final_10m": (Inputs(sparse, sparse.files),),
+        "job": (job,),
+        "pod_process": (Inputs(tiny, 2),),
+        "s3": pair,
+    }
 
 
 _SMOKE = Dataset("events", files=32, rows=50_000, keys=10_000)
 _DEFAULT = Dataset("events", files=128, rows=1_000_000, keys=100_000)
+# More keys than ByKey.MAX_SLOTS (4M): the final pod streams by key.
+_SMOKE_SPARSE = Dataset("events-sparse", files=8, rows=20_000, keys=5_000_000, seed=2)
+_DEFAULT_SPARSE = Dataset("events-10m", files=32, rows=1_000_000, keys=10_000_000, seed=2)
+_TINY = Dataset("tiny", files=2, rows=10, keys=10, seed=3)  # a pod's fixed cost
 _LARGE = _pairs(1_000_000, 2_000_000, 4_000_000, 8_000_000, keys=100_000)
 SCALES = {
     # CI: every case and engine on tiny data, its timings mean nothing; the job's tree is
     # 16 -> 8 -> 4 -> result, with levels like the real one.
     "smoke": Scale(
         "smoke",
-        _tree(_SMOKE, Inputs(Dataset("job", 16, 20_000, 5_000, seed=1), 16))
+        _tree(_SMOKE, Inputs(Dataset("job", 16, 20_000, 5_000, seed=1), 16), _SMOKE_SPARSE, _TINY)
         | {"rss": _pairs(20_000, 40_000, keys=10_000)},
         job_final_fan_in=4,
     ),
     # The real shape: 128 files of 1M rows; the job reads all 128 (128 -> 64 -> 32 -> result).
-    "default": Scale("default", _tree(_DEFAULT, Inputs(_DEFAULT, 128))),
+    "default": Scale("default", _tree(_DEFAULT, Inputs(_DEFAULT, 128), _DEFAULT_SPARSE, _TINY)),
     # Memory against input size; S3 on the 8M pair (several read windows).
     "large": Scale("large", {"rss": _LARGE, "s3": _LARGE[-1:]}),
 }

@@ -38,7 +38,7 @@ from .data import SCALES, Inputs, Scale, log
 from .engines import CASES, ENGINES, Spec
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-MEASURED = ["timestamp", "scale", "case", "engine", "variant", "repeat", "inputs", "rows"]
+MEASURED = ["timestamp", "scale", "case", "engine", "variant", "cpus", "repeat", "inputs", "rows"]
 MEASURED += ["rows_per_input", "bytes_in", "bytes_out", "seconds", "peak_rss_mb", "check"]
 S3_COLUMNS = ["requests", "gets", "range_gets", "heads", "lists", "puts", "multipart_uploads"]
 S3_COLUMNS += ["upload_parts", "bytes_served", "bytes_received", "input_gets"]
@@ -68,6 +68,11 @@ def load_settings(cls: type, prefix: str, **overrides: Any) -> Any:
         value = os.environ.get(name) or None if value is None else value
         if isinstance(value, str) and str(f.type).startswith("tuple"):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, tuple) and str(f.type).startswith("tuple[int"):
+            try:
+                value = tuple(int(v, 10) if isinstance(v, str) else v for v in value)
+            except ValueError:
+                raise SettingsError(f"{name}={value!r} is not a list of ints") from None
         elif isinstance(value, str) and str(f.type).startswith("int"):
             try:
                 value = int(value, 10)
@@ -91,6 +96,10 @@ class BenchSettings:
     engines: tuple[str, ...] = ()  # empty: all
     cases: tuple[str, ...] = ()  # empty: all of the scale's
     timeout: int = 3600  # seconds one child may take before its case is abandoned
+    # CPUs each measurement may use (the child's affinity, and every engine's threads: DuckDB's
+    # `threads`, POLARS_MAX_THREADS, Arrow's OMP_NUM_THREADS, ours from the affinity); a pod
+    # in production gets 1 vCPU.
+    cpus: tuple[int, ...] = (1, 2)
 
     @classmethod
     def load(cls, **overrides: Any) -> BenchSettings:
@@ -102,6 +111,10 @@ class BenchSettings:
         for name in ("repeats", "timeout"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        usable = len(os.sched_getaffinity(0))
+        for value in self.cpus:
+            if not isinstance(value, int) or not 1 <= value <= usable:
+                raise SettingsError(f"cpus {value!r} is not a CPU count from 1 to {usable}")
         scale_cases = SCALES[self.scale].cases
         for name in self.cases:
             if name not in scale_cases:
@@ -142,25 +155,33 @@ class CaseFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Run:
-    """One engine (and variant) on some inputs: one measurement per repeat."""
+    """One engine (and variant) on some inputs at some CPUs: one measurement per repeat."""
 
     engine: str
     inputs: Inputs
     variant: str = ""
+    cpus: int = 0
 
     @property
     def name(self) -> str:
         size = str(self.inputs.dataset.rows) if self.variant else ""
-        return "-".join(p for p in (self.engine, self.variant, size) if p)
+        cpus = f"{self.cpus}cpu" if self.cpus else ""
+        return "-".join(p for p in (self.engine, self.variant, size, cpus) if p)
 
 
-def plan(case: str, scale: Scale, engines: list[str]) -> list[Run]:
+def plan(case: str, scale: Scale, engines: list[str], cpus: int = 0) -> list[Run]:
     """The runs of one repeat, in order (rss: ours only, merge and aggregate on each size)."""
     engines = [e for e in ENGINES[case] if not engines or e in engines]
     if case == "rss":
         ops = ("merge", "aggregate") if "ours" in engines else ()
-        return [Run("ours", pair, op) for pair in scale.cases[case] for op in ops]
-    return [Run(e, inputs) for inputs in scale.cases[case] for e in engines]
+        return [Run("ours", pair, op, cpus) for pair in scale.cases[case] for op in ops]
+    return [Run(e, inputs, cpus=cpus) for inputs in scale.cases[case] for e in engines]
+
+
+def rotated(runs: list[Run], repeat: int) -> list[Run]:
+    """The runs in the order of one repeat: each repeat starts one engine later."""
+    k = (repeat - 1) % len(runs) if runs else 0
+    return runs[k:] + runs[:k]
 
 
 class Bench:
@@ -179,14 +200,14 @@ class Bench:
     def run(self) -> int:
         cases = self.settings.selected_cases()
         self.roots = data.prepare(self.settings.data_dir, self.scale, cases)  # before timing
-        for case in cases:
-            runs = plan(case, self.scale, list(self.settings.engines))
+        for case, cpus in [(c, n) for c in cases for n in self.settings.cpus]:
+            runs = plan(case, self.scale, list(self.settings.engines), cpus)
             if not runs:
                 log(f"{case}: no engine selected, skipped")
                 continue
             try:
                 for run in runs:  # the answers wanted, then a warm page cache: before timing
-                    self.expected(run.inputs, kind(case, run.variant))
+                    self.expected(run.inputs, kind(case, run.variant, run.engine))
                 for inputs in dict.fromkeys(r.inputs for r in runs):
                     data.warm(self.paths(inputs))
                 with s3_server() if case == "s3" else contextlib.nullcontext((None, None)) as s3:
@@ -211,13 +232,18 @@ class Bench:
 
     def repeats(self, case: str, runs: list[Run]) -> None:
         for repeat in range(1, self.settings.repeats + 1):
-            measured = [(run, *self.measure(case, run, repeat)) for run in runs]
+            measured = [(run, *self.measure(case, run, repeat)) for run in rotated(runs, repeat)]
+            measured.sort(key=lambda m: m[0].engine != "ours")  # the reference answer first
             problems = {run.name: checked.problems for run, _, checked in measured}
-            for group in dict.fromkeys((run.inputs, run.variant) for run in runs):
+
+            def same(run: Run) -> tuple:  # runs whose answers must agree
+                return run.inputs, run.variant, kind(case, run.variant, run.engine)
+
+            for group in dict.fromkeys(same(run) for run in runs):
                 answers = {
                     run.name: checked.answer
                     for run, _, checked in measured
-                    if (run.inputs, run.variant) == group and checked.answer is not None
+                    if same(run) == group and checked.answer is not None
                 }
                 for name, found in checks.disagreements(answers).items():
                     problems[name] += found
@@ -239,7 +265,7 @@ class Bench:
         # ours reads a tree root: one whose l1 is the cached inputs (a symlink, so nothing it
         # writes lands in the cache).
         (work / "l1").symlink_to((self.roots[run.inputs.dataset] / "l1").resolve())
-        files, env, counts = self.paths(run.inputs), child_env(), {}
+        files, env, counts = self.paths(run.inputs), child_env(run.cpus), {}
         if case == "s3":
             keys = s3_keys(run.inputs)
             inputs, root = [f"{BUCKET}/{k}" for k in keys], f"s3://{BUCKET}/{S3_PREFIX}"
@@ -262,6 +288,7 @@ class Bench:
             dataset=asdict(run.inputs.dataset),
             final_fan_in=self.scale.job_final_fan_in if case == "job" else None,
             endpoint=self.proxy.url if case == "s3" else "",
+            cpus=run.cpus,
         )
         record = run_child(spec, env, work, self.settings.timeout)
         if case == "s3":
@@ -282,6 +309,7 @@ class Bench:
             "case": case,
             "engine": run.engine,
             "variant": run.variant,
+            "cpus": run.cpus,
             "repeat": repeat,
             "inputs": run.inputs.count,
             "rows": run.inputs.rows,
@@ -295,8 +323,10 @@ class Bench:
 
     def check(self, case: str, run: Run, sources: list[Any]) -> checks.Checked:
         """The outputs against what the inputs must give (outside any timing)."""
-        output = kind(case, run.variant)
+        output = kind(case, run.variant, run.engine)
         expected = self.expected(run.inputs, output)
+        if output == "nothing":
+            return checks.Checked([])
         if output == "results":
             return checks.check_results(sources[0], sources[1], expected)
         if output == "partials":
@@ -306,6 +336,8 @@ class Bench:
     def expected(self, inputs: Inputs, output: str) -> Any:
         """What the inputs must give: the oracle's results; the totals and checksum for events;
         both for partials."""
+        if output == "nothing":
+            return None
         if (inputs, output) not in self._expected:
             root, paths = self.roots[inputs.dataset], self.paths(inputs)
             if output == "results":
@@ -337,9 +369,11 @@ class Bench:
         return pa.py_buffer(body)
 
 
-def kind(case: str, variant: str) -> str:
-    """What a case's engines write: events, partials or results."""
-    if case in ("pod_merge", "s3") or variant == "merge":
+def kind(case: str, variant: str, engine: str = "") -> str:
+    """What a case's engines write: events, partials or results (or nothing to check)."""
+    if engine == "import_pyarrow":
+        return "nothing"
+    if case in ("pod_merge", "pod_process", "s3") or variant == "merge" or engine == "copy":
         return "events"
     return "partials" if case == "pod_aggregate" or variant == "aggregate" else "results"
 
@@ -417,13 +451,17 @@ def summarize(transfers: list, inputs: dict[str, int], outputs: list[str]) -> di
 
 
 # -- children and files ----------------------------------------------------------------------
-def child_env() -> dict[str, str]:
+def child_env(cpus: int = 0) -> dict[str, str]:
     """The environment without what would change what a child does: workload's WORKLOAD_*
-    settings, cloud credentials, the BENCH_* settings."""
-    prefixes = ("WORKLOAD_", "AWS_", "OSS_", "BENCH_")
+    settings, cloud credentials, the BENCH_* settings, thread counts; then the thread counts
+    of `cpus` (Arrow reads OMP_NUM_THREADS, Polars POLARS_MAX_THREADS, before any work)."""
+    prefixes = ("WORKLOAD_", "AWS_", "OSS_", "BENCH_", "OMP_", "POLARS_MAX_THREADS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     path = [str(PACKAGE_DIR.parent), env.get("PYTHONPATH")]
-    return env | {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    if cpus:
+        env |= {"OMP_NUM_THREADS": str(cpus), "POLARS_MAX_THREADS": str(cpus)}
+    return env
 
 
 def run_child(spec: Spec, env: dict, cwd: Path, timeout: int) -> dict:

@@ -27,7 +27,9 @@ ENGINES = {
     "pod_merge": {"ours", "copy", "duckdb", "polars"},
     "pod_aggregate": {"ours", "duckdb", "polars"},
     "final": {"ours", "duckdb", "polars"},
-    "job": {"ours", "duckdb", "polars"},
+    "final_10m": {"ours", "duckdb", "polars"},
+    "job": {"ours", "copy", "duckdb", "polars"},
+    "pod_process": {"ours", "import_pyarrow"},
     "rss": {"ours"},
     "s3": {"ours", "s3fs_read_table"},
 }
@@ -68,9 +70,13 @@ def test_every_case_and_engine_is_measured_and_checked(smoke):
     assert not failed
     rss = {(r["variant"], int(r["rows_per_input"])) for r in rows if r["case"] == "rss"}
     assert {op for op, _ in rss} == {"merge", "aggregate"} and len({n for _, n in rss}) >= 2
+    for case in ENGINES:  # every case at 1 CPU and at 2 (the child's affinity)
+        assert {r["cpus"] for r in rows if r["case"] == case} == {"1", "2"}, case
     for row in rows:  # self-describing rows
         assert row["scale"] == "smoke" and row["repeat"] == "1"
-        assert int(row["rows"]) > 0 and int(row["bytes_in"]) > 0 and int(row["bytes_out"]) > 0
+        writes = row["engine"] != "import_pyarrow"  # the floor of a process writes nothing
+        assert int(row["rows"]) > 0 and int(row["bytes_in"]) > 0
+        assert (int(row["bytes_out"]) > 0) == writes
         assert float(row["peak_rss_mb"]) > 0 and row["seconds"]
         assert row["pyarrow_version"] and row["duckdb_version"] and row["cores"]
 

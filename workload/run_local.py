@@ -83,25 +83,16 @@ def run(
 
     plan = layout.plan(manifest["files"], settings.fan_in, levels, final_fan_in)
     report = {"plan": plan.files, "levels": []}
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["workload.process", "workload.final"])
     for level in range(1, plan.levels + 1):
         pods = plan.pods(level)
-        progress = Progress(f"level {level}", pods)
         started = time.perf_counter()
-        records = []
-        # One fresh process per pod, as on the cluster: its peak RSS is its own.
-        with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-            futures = [pool.submit(process, settings, i, level) for i in range(pods)]
-            for done, future in enumerate(as_completed(futures), 1):
-                records.append(future.result())
-                progress(done)
+        calls = [(settings, i, level) for i in range(pods)]
+        records = run_pods(process, calls, workers, Progress(f"level {level}", pods))
         report["levels"].append(_level_row(f"l{level}", records, time.perf_counter() - started))
 
     started = time.perf_counter()
-    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        last = pool.submit(final, settings, 0, plan.final_count, level=plan.final_level)
-        record = last.result()
+    call = (settings, 0, plan.final_count)
+    [record] = run_pods(final, [call], 1, kwargs={"level": plan.final_level})
     report["levels"].append(_level_row("final", [record], time.perf_counter() - started))
     report["result"] = store.read_json(layout.SUMMARY)
     report["verified"] = None  # not checked: the op's result is not the manifest's
@@ -111,6 +102,21 @@ def run(
             raise DataError("verification failed: " + "; ".join(problems))
         report["verified"] = True
     return report
+
+
+def run_pods(fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None) -> list:
+    """fn(*call, **kwargs) for every call, each in a fresh process (as on the cluster: its peak
+    RSS is its own), `workers` at a time; their results in the order they finish."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["workload.process", "workload.final"])
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(fn, *call, **(kwargs or {})) for call in calls]
+        for done, future in enumerate(as_completed(futures), 1):
+            results.append(future.result())
+            if progress is not None:
+                progress(done)
+    return results
 
 
 def _level_row(name: str, records: list[dict], seconds: float) -> dict:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every case, in the order they run; within a case, engines run in registration order (ours
-# first: the answer the others are compared with).
-CASES = ("pod_merge", "pod_aggregate", "final", "job", "rss", "s3")
+# Every case, in the order they run; within a case, engines run in registration order, rotated
+# by one each repeat (a run right after a multi-threaded one is measurably slower); ours is the
+# answer the others are compared with.
+CASES = ("pod_merge", "pod_aggregate", "final", "final_10m", "job", "pod_process", "rss", "s3")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Spec:
     dataset: dict[str, Any] = field(default_factory=dict)  # data.Dataset: files, rows, ...
     final_fan_in: int | None = None  # job
     endpoint: str = ""  # s3: the counting proxy in front of the S3 server
+    cpus: int = 0  # the CPUs the child may use (its affinity; every engine's threads); 0: all
 
 
 Work = Callable[[], dict[str, Any]]
@@ -64,4 +66,4 @@ def fsync(*paths: str) -> None:
 
 
 # Registration order is the run order within a case.
-from . import ours, copy, duckdb, polars, s3fs  # noqa: E402, F401, I001
+from . import ours, copy, duckdb, polars, python, s3fs  # noqa: E402, F401, I001

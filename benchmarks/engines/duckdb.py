@@ -17,6 +17,8 @@ def _query(spec: Spec, *outputs: str, sql: Callable[..., list[str]]) -> Work:
     from workload.testing.oracle import parquet_source
 
     con = duckdb.connect()
+    if spec.cpus:
+        con.execute(f"SET threads = {spec.cpus}")
     # An in-memory database spills to ./.tmp by default; keep that inside the run's folder.
     con.execute(f"SET temp_directory = {_q(spec.out + '/duckdb.tmp')}")
     paths = [f"{spec.out}/{name}" for name in outputs]
@@ -52,7 +54,7 @@ def aggregate(spec: Spec) -> Work:
     return _query(spec, "partials.parquet", sql=sql)
 
 
-@engine("duckdb", "final", "job")
+@engine("duckdb", "final", "final_10m", "job")
 def result(spec: Spec) -> Work:
     """by_key and by_category in one scan: GROUPING SETS, then one small COPY per file."""
     from workload.testing.oracle import AGGREGATES_SQL

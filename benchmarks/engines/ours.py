@@ -25,7 +25,7 @@ def pod(spec: Spec) -> Work:
     return work
 
 
-@engine("ours", "final")
+@engine("ours", "final", "final_10m")
 def final(spec: Spec) -> Work:
     """The final pod over l1/0..n-1 read directly as the last level."""
     from workload import layout
@@ -43,7 +43,8 @@ def final(spec: Spec) -> Work:
 
 @engine("ours", "job")
 def job(spec: Spec) -> Work:
-    """`workload run`'s whole tree (pods in a pool of 2 fresh processes) on the cached data."""
+    """`workload run`'s whole tree (pods in a pool of fresh processes, one per CPU) on the
+    cached data."""
     from workload import layout, run_local
     from workload.settings import Settings
 
@@ -59,7 +60,7 @@ def job(spec: Spec) -> Work:
         report = run_local.run(
             settings,
             **{k: d[k] for k in ("files", "rows", "keys", "seed")},
-            workers=2,
+            workers=spec.cpus or 2,
             final_fan_in=spec.final_fan_in,
         )
         return {
@@ -68,5 +69,23 @@ def job(spec: Spec) -> Work:
             "child_peak_rss_mb": max(level["max_pod_rss_mb"] for level in report["levels"]),
             "verified": report["verified"],
         }
+
+    return work
+
+
+@engine("ours", "pod_process")
+def pod_process(spec: Spec) -> Work:
+    """A whole level-1 pod process on tiny inputs, as the cluster starts it: its fixed cost
+    (interpreter, imports, settings, the manifest, one output)."""
+    import subprocess
+    import sys
+
+    from workload import layout
+
+    command = [sys.executable, "-m", "workload.process", "0", "1", "--root", spec.root]
+
+    def work():
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return {"outputs": [f"{spec.root}/{layout.level_file(2, 0)}"]}
 
     return work

@@ -1,4 +1,5 @@
-"""Polars, lazy and streaming, multi-threaded in one process."""
+"""Polars, lazy and streaming, multi-threaded in one process (POLARS_MAX_THREADS from the
+harness: the child's CPUs)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def aggregate(spec: Spec) -> Work:
     return work
 
 
-@engine("polars", "final", "job")
+@engine("polars", "final", "final_10m", "job")
 def result(spec: Spec) -> Work:
     """by_key and by_category as one query: both sinks in one collect_all, sharing the scan."""
     import polars as pl

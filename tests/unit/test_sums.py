@@ -29,7 +29,8 @@ def test_final_pod_checks_each_category_sum():
 def test_large_values_that_fit_are_summed_exactly():
     cats = Categories()
     table = events([1, 1, 2], [BIG, -BIG, BIG], ["a", "b", "b"])
-    by_key, by_category = summarize_events(table, cats)
+    summarized = summarize_events(table, cats)
+    by_key, by_category = summarized.keyed, summarized.categorized
     assert by_key.value_sum.tolist() == [0, BIG]
     sums = dict(zip(by_category.cat.tolist(), by_category.value_sum.tolist(), strict=True))
     assert sums == {cats.values.index("a"): BIG, cats.values.index("b"): 0}

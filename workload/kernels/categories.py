@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from .columns import arrow
+
 
 class Categories:
     """A process-wide registry of category strings, so codes mean the same in every batch.
@@ -99,8 +101,8 @@ class Categories:
     def array(self, codes: np.ndarray) -> pa.DictionaryArray:
         """Codes as a dictionary array over the registry; the None code becomes a null."""
         none = self._index.get(None)
-        mask = (codes == none) if none is not None else None
-        indices = pa.array(codes.astype(np.int32, copy=False), pa.int32(), mask=mask)
+        valid = (codes != none) if none is not None else None
+        indices = arrow(codes.astype(np.int32, copy=False), pa.int32(), valid)
         return pa.DictionaryArray.from_arrays(indices, self.dictionary())
 
     def strings(self, codes: np.ndarray) -> pa.Array:

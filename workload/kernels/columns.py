@@ -41,3 +41,15 @@ def validity(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
         parts.append(bits[chunk.offset : chunk.offset + len(chunk)].view(bool))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def arrow(values: np.ndarray, type: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """A numpy array of fixed-width values as an Arrow array of `type` without a copy (nulls
+    where `valid` is False). pa.array(ndarray) would do the same but first imports numpy.ma
+    (to check for masked arrays): 14 ms of every fresh pod's start."""
+    values = np.ascontiguousarray(values)
+    bitmap, nulls = None, 0
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        nulls = len(valid) - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(type, len(values), [bitmap, pa.py_buffer(values)], nulls)
