@@ -21,7 +21,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from workload.testing.proxy import Entry, FaultProxy, Rule, moto_server
+from workload.testing.proxy import Entry, FaultProxy, Link, Rule, moto_server
 
 DATA = random.Random(20260101).randbytes(10_000)
 _names = itertools.count()
@@ -377,3 +377,118 @@ def test_pyarrow_short_and_truncated_bodies(proxy, bucket):
     proxy.add(Rule("reset", methods="GET", times=1))
     assert bytes(fs.open_input_file(f"{bucket}/obj").read_at(1024, 0)) == DATA[:1024]
     assert [e.result for e in proxy.log[-3:]] == [200, "reset", 206]
+
+
+# -- the shaped link ---------------------------------------------------------------------------
+BIG = random.Random(11).randbytes(4_000_000)
+
+
+@pytest.fixture
+def shaped(moto):
+    """A proxy whose link each test sets, with BIG at shaped/big (put before the link is set)."""
+    with FaultProxy(moto) as p:
+        s3 = client(p.url)
+        s3.create_bucket(Bucket="shaped")
+        s3.put_object(Bucket="shaped", Key="big", Body=BIG)
+        s3.put_object(Bucket="shaped", Key="small", Body=b"x")
+        p.reset_log()
+        yield p, s3
+
+
+class Raw:
+    """One plain HTTP/1.1 connection to the proxy (no SDK: its own time stays out of the
+    figures under test)."""
+
+    def __init__(self, proxy: FaultProxy):
+        self.conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
+
+    def __call__(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        self.conn.request(method, path, body=body, headers={"Authorization": SIGV4})
+        response = self.conn.getresponse()
+        data = response.read()
+        assert response.status < 300, (response.status, data[:200])
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def timed(fn, *args):
+    start = time.monotonic()
+    out = fn(*args)
+    return time.monotonic() - start, out
+
+
+def test_link_paces_a_download_at_its_bandwidth(shaped):
+    proxy, _ = shaped
+    proxy.link = Link(first_byte_s=0, bytes_per_s=20e6)
+    raw = Raw(proxy)
+    raw("GET", "/shaped/small")  # the connection is made
+    seconds, got = timed(raw, "GET", "/shaped/big")
+    raw.close()
+    assert got == BIG
+    assert 0.2 * 0.7 < seconds < 0.2 * 1.3, seconds  # 4 MB at 20 MB/s
+
+
+def test_link_paces_an_upload_at_its_bandwidth(shaped):
+    proxy, s3 = shaped
+    proxy.link = Link(first_byte_s=0, bytes_per_s=20e6)
+    raw = Raw(proxy)
+    raw("GET", "/shaped/small")
+    seconds, _ = timed(raw, "PUT", "/shaped/up", BIG)
+    raw.close()
+    assert 0.2 * 0.7 < seconds < 0.2 * 1.3, seconds
+    deadline = time.monotonic() + 2  # the proxy records it just after it answered
+    while not (puts := [t for t in proxy.transfers if t.path == "/shaped/up"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert puts[0].bytes_in == len(BIG)
+    proxy.link = None
+    assert s3.get_object(Bucket="shaped", Key="up")["Body"].read() == BIG
+
+
+def test_each_connection_has_its_own_bandwidth(shaped):
+    proxy, _ = shaped
+    proxy.link = Link(first_byte_s=0, bytes_per_s=20e6)
+    before = proxy.connections
+    raws = [Raw(proxy), Raw(proxy)]
+    for raw in raws:
+        raw("GET", "/shaped/small")
+    with ThreadPoolExecutor(2) as pool:
+        seconds, got = timed(lambda: list(pool.map(lambda r: r("GET", "/shaped/big"), raws)))
+    for raw in raws:
+        raw.close()
+    assert got == [BIG, BIG]
+    assert proxy.connections == before + 2
+    # Each answer took the time of 4 MB at 20 MB/s, not 8 MB's, and they ran at the same time:
+    # 8 MB came in about the time of 4 MB, twice one connection's bandwidth (the client side,
+    # two threads reading 8 MB, adds a little).
+    big = [t for t in proxy.transfers if t.path.endswith("/big")]
+    assert len(big) == 2 and max(t.started for t in big) < min(t.finished for t in big)
+    assert all(0.2 * 0.7 < t.finished - t.started < 0.2 * 1.3 for t in big), big
+    assert seconds < 0.2 * 1.5, seconds
+
+
+def test_link_delays_every_answers_first_byte(shaped):
+    proxy, s3 = shaped
+    proxy.link = Link(first_byte_s=0.1, bytes_per_s=1e9)
+    before = proxy.connections
+    raw = Raw(proxy)
+    seconds = [timed(raw, "GET", "/shaped/small")[0] for _ in range(3)]  # one connection
+    seconds.append(timed(raw, "HEAD", "/shaped/small")[0])
+    raw.close()
+    for fault in (None, Rule("internal_error", methods="GET")):  # errors come as late
+        if fault:
+            proxy.add(fault)
+        start = time.monotonic()
+        with pytest.raises(ClientError):
+            s3.get_object(Bucket="shaped", Key="missing")
+        seconds.append(time.monotonic() - start)
+    assert all(0.1 <= s < 0.1 * 1.3 for s in seconds), seconds
+    assert proxy.connections == before + 1  # the raw connection's requests, then the client's
+
+
+def test_link_defaults_are_the_issues_figures():
+    assert (Link().first_byte_s, Link().bytes_per_s) == (0.015, 80e6)
+    with pytest.raises(ValueError):
+        Link(bytes_per_s=0)

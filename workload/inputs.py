@@ -14,6 +14,9 @@ import pyarrow as pa
 from . import layout, schema
 from .errors import DataError
 from .storage import ParquetInput, Store
+from .storage.readahead import window_per_input
+
+OPENING_THREADS = 8  # inputs on an object store opened at once (each: one GET of its footer)
 
 _INPUT_NAME = re.compile(r"(\d+)\.parquet")
 
@@ -73,8 +76,16 @@ def check_no_extra_input(store: Store, files: int) -> None:
 def open_inputs(
     store: Store, rels: list[str], window: int, expected: pa.Schema
 ) -> list[ParquetInput]:
-    """Open every input (footers only) and check its schema before anything is written."""
-    opened = [store.open_parquet(rel, window) for rel in rels]
+    """Open every input (footers only) and check its schema before anything is written.
+
+    On an object store the inputs are opened in parallel, each with one request, and each
+    starts fetching its first data window at once; their read windows shrink with their number
+    (storage.readahead.window_per_input). When several fail, the first input's error is the
+    one reported, as if they had been opened one after another."""
+    if store.is_local or len(rels) < 2:
+        opened = [store.open_parquet(rel, window) for rel in rels]
+    else:
+        opened = _open_in_parallel(store, rels, window_per_input(window, len(rels)))
     for one in opened:
         if not one.schema.remove_metadata().equals(expected):
             raise DataError(
@@ -82,3 +93,37 @@ def open_inputs(
                 f"expected ({schema.describe(expected)})"
             )
     return opened
+
+
+def _open_in_parallel(store: Store, rels: list[str], window: int) -> list[ParquetInput]:
+    import threading
+
+    results: list[ParquetInput | None] = [None] * len(rels)
+    errors: list[BaseException | None] = [None] * len(rels)
+    pending = iter(range(len(rels)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            try:
+                results[i] = store.open_parquet(rels[i], window)
+            except BaseException as exc:  # re-raised below, in input order
+                errors[i] = exc
+
+    # daemon threads: a pod that fails must not wait at exit for a store that stopped answering
+    threads = [
+        threading.Thread(target=work, name="open-input", daemon=True)
+        for _ in range(min(OPENING_THREADS, len(rels)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return [r for r in results if r is not None]

@@ -52,15 +52,3 @@ def arm(budget: float, exit_code: int) -> None:
 
     _armed = threading.Thread(target=watch, name="watchdog", daemon=True)
     _armed.start()
-
-
-def upload_callback(what: str):
-    """An fsspec callback for put_file: every uploaded part is progress (fsspec imported only
-    when something is uploaded)."""
-    from fsspec.callbacks import Callback
-
-    class UploadCallback(Callback):
-        def call(self, *args, **kwargs) -> None:
-            tick(what)
-
-    return UploadCallback()

@@ -1,27 +1,54 @@
-"""The read-ahead window: requests per window, true lengths, bounded re-asks."""
+"""The read-ahead window: requests per window, true lengths, bounded re-asks, the next window
+fetched in the background (one ahead at most), the footer from one suffix GET."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from workload.errors import TransientError
-from workload.storage.readahead import SHORT_READ_ATTEMPTS, WindowReader
+from workload.errors import PermissionDenied, TransientError
+from workload.storage.readahead import (
+    MIN_WINDOW,
+    READ_AHEAD_BUDGET,
+    SHORT_READ_ATTEMPTS,
+    Tail,
+    WindowReader,
+    fetch_tail,
+    window_per_input,
+)
 
 DATA = bytes(range(256)) * 400  # 102,400 bytes
 
 
 class Store:
-    """Ranged fetches over DATA; `short` answers that many first requests with a cut body."""
+    """Ranged fetches over DATA; `short` answers that many first requests with a cut body;
+    `gate`, when given, holds every fetch after the first `free` until it is set."""
 
-    def __init__(self, short: int = 0):
+    def __init__(self, short: int = 0, gate: threading.Event | None = None, free: int = 1):
         self.calls: list[tuple[int, int]] = []
         self.short = short
+        self.gate, self.free = gate, free
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
 
     def fetch(self, start: int, end: int) -> bytes:
-        self.calls.append((start, end))
-        if len(self.calls) <= self.short:
+        with self.lock:
+            self.calls.append((start, end))
+            number = len(self.calls)
+            self.threads.add(threading.current_thread().name)
+        if self.gate is not None and number > self.free:
+            assert self.gate.wait(5)
+        if number <= self.short:
             return DATA[start : end - 7]
         return DATA[start:end]
+
+    def wait_calls(self, n: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(self.calls) < n:
+            assert time.monotonic() < deadline, self.calls
+            time.sleep(0.001)
 
 
 def test_sequential_reads_cost_one_request_per_window():
@@ -31,6 +58,7 @@ def test_sequential_reads_cost_one_request_per_window():
     assert out == DATA
     assert reader.requests == 4 == len(store.calls)  # ceil(102,400 / 32,768)
     assert reader.bytes == len(DATA)
+    assert store.calls == [(i, min(i + 32_768, len(DATA))) for i in range(0, len(DATA), 32_768)]
 
 
 def test_a_seek_outside_the_window_fetches_from_there():
@@ -40,14 +68,69 @@ def test_a_seek_outside_the_window_fetches_from_there():
     assert reader.read() == DATA[-100:]
     reader.seek(0)
     assert reader.read(10) == DATA[:10]
-    assert store.calls == [(len(DATA) - 100, len(DATA)), (0, 10_000)]
+    store.wait_calls(3)
+    # the footer window reaches the end: nothing ahead of it; the window at 0 has its next
+    assert store.calls == [(len(DATA) - 100, len(DATA)), (0, 10_000), (10_000, 20_000)]
+
+
+def test_the_next_window_is_fetched_while_this_one_is_read():
+    gate = threading.Event()
+    store = Store(gate=gate, free=1)
+    reader = WindowReader(store.fetch, len(DATA), 10_000, "s3://b/x")
+    assert reader.read(100) == DATA[:100]  # window 1 (in this thread), window 2 asked for
+    store.wait_calls(2)
+    assert store.calls[1] == (10_000, 20_000)
+    time.sleep(0.05)
+    assert len(store.calls) == 2  # one window ahead, no more, however long it takes
+    assert reader.read(9_900) == DATA[100:10_000]  # still in window 1: no wait
+    gate.set()
+    assert reader.read(10_000) == DATA[10_000:20_000]  # window 2, from the background
+    store.wait_calls(3)
+    assert "read-ahead" in store.threads
+    assert b"".join(iter(lambda: reader.read(3000), b"")) == DATA[20_000:]
+    assert reader.requests == len(store.calls) == 11
+
+
+def test_a_read_across_windows_is_whole():
+    store = Store()
+    reader = WindowReader(store.fetch, len(DATA), 10_000, "s3://b/x")
+    reader.seek(9_990)
+    assert reader.read(25_000) == DATA[9_990:34_990]  # longer than a window: one request
+    assert store.calls[0] == (9_990, 34_990)
+    assert reader.read(20) == DATA[34_990:35_010]  # from the window read ahead
+
+
+def test_prefetch_asks_for_the_first_window_before_any_read():
+    store = Store()
+    tail_start = len(DATA) - 1000
+    reader = WindowReader(
+        store.fetch,
+        len(DATA),
+        30_000,
+        "s3://b/x",
+        first_window=8_000,
+        tail=DATA[tail_start:],
+        tail_start=tail_start,
+    )
+    reader.seek(tail_start)
+    assert reader.read() == DATA[tail_start:]  # the footer: already held, no request
+    assert store.calls == []
+    reader.prefetch(4)
+    store.wait_calls(1)
+    assert store.calls == [(4, 8_004)]  # the smaller first window
+    reader.seek(4)
+    assert reader.read(100) == DATA[4:104]
+    store.wait_calls(2)
+    assert store.calls[1] == (8_004, 38_004)  # then whole windows
+    reader.prefetch(0)  # already ahead: nothing more
+    assert len(store.calls) == 2
 
 
 def test_a_short_body_is_asked_for_again():
     store = Store(short=SHORT_READ_ATTEMPTS - 1)
     reader = WindowReader(store.fetch, len(DATA), 50_000, "s3://b/x")
     assert reader.read(50_000) == DATA[:50_000]
-    assert len(store.calls) == SHORT_READ_ATTEMPTS
+    assert store.calls[:SHORT_READ_ATTEMPTS] == [(0, 50_000)] * SHORT_READ_ATTEMPTS
 
 
 def test_a_store_that_keeps_cutting_bodies_is_transient():
@@ -56,3 +139,47 @@ def test_a_store_that_keeps_cutting_bodies_is_transient():
     with pytest.raises(TransientError, match="short read from s3://b/x"):
         reader.read(10)
     assert len(store.calls) == SHORT_READ_ATTEMPTS
+    assert isinstance(reader.error, TransientError)
+
+
+def test_a_failed_window_ahead_fails_the_read_that_needs_it():
+    calls = []
+
+    def fetch(start: int, end: int) -> bytes:
+        calls.append((start, end))
+        if start >= 10_000:
+            raise PermissionError(13, "denied")
+        return DATA[start:end]
+
+    reader = WindowReader(fetch, len(DATA), 10_000, "s3://b/x")
+    assert reader.read(9_000) == DATA[:9_000]  # the failure ahead does not show yet
+    with pytest.raises(PermissionDenied, match="s3://b/x"):
+        reader.read(2_000)
+    assert isinstance(reader.error, PermissionDenied)  # what the Parquet reader's error was
+    assert calls == [(0, 10_000), (10_000, 20_000)]  # permanent: not asked again
+
+
+def test_the_footer_and_the_size_come_from_one_suffix_request():
+    asked = []
+
+    def tail(n: int) -> Tail:
+        asked.append(n)
+        start = max(0, len(DATA) - n)
+        body = DATA[start:] if len(asked) > 1 else DATA[start:-5]  # the first one cut short
+        return Tail(body, start, len(DATA), '"etag"')
+
+    got, responses, received = fetch_tail(tail, "s3://b/x", length=1000)
+    assert got == Tail(DATA[-1000:], len(DATA) - 1000, len(DATA), '"etag"')
+    assert (asked, responses, received) == ([1000, 1000], 2, 995 + 1000)
+    small, _, _ = fetch_tail(tail, "s3://b/x", length=10**6)
+    assert small.start == 0 and small.data == DATA
+    assert fetch_tail(lambda n: None, "s3://b/x") == (None, 1, 0)  # no Content-Range
+
+
+def test_the_window_shrinks_with_the_inputs_within_the_budget():
+    big = 32 * 2**20
+    assert window_per_input(big, 1) == big
+    assert window_per_input(big, 2) == READ_AHEAD_BUDGET // 4 == 24 * 2**20
+    assert window_per_input(big, 4) == READ_AHEAD_BUDGET // 8
+    assert window_per_input(big, 32) == window_per_input(big, 1000) == MIN_WINDOW
+    assert window_per_input(10_000, 32) == 10_000  # never above what was asked for

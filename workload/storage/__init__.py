@@ -1,16 +1,22 @@
 """Storage by URL: a local path or file:// (a NAS mount is a local path), s3:// or oss://.
 
 Reads: a local file through Arrow's native filesystem; an object through ranged GETs whose true
-length is checked (s3fs, ossfs), behind a read-ahead window: one GET fetches `read_window` bytes
-(32 MiB by default), so a file costs one GET for its footer plus about one per 32 MiB, and memory
-per open input stays at one window whatever the file's size. Arrow's native S3 reader is not
-used for data: behind a proxy that sent a short body it returned a buffer of the requested size
-with a zero tail and no error (tests/test_fault_proxy.py pins it). Every Parquet page that
-carries a CRC is verified as it is decoded.
+length is checked (s3fs, ossfs), behind a read-ahead window (readahead.py): an input is opened
+with one GET of its last 64 KiB (its footer; the answer's Content-Range gives the size and its
+ETag the version, so no HEAD), its first data window (4 MiB) is asked for at once, and every
+window in use has the next one (32 MiB by default, less with many inputs) fetched in the
+background: a file costs one GET for its footer plus about one per window, and memory per open
+input stays at two windows whatever the file's size. Inputs are opened in parallel
+(inputs.open_inputs). Arrow's native S3 reader is not used for data: behind a proxy that sent a
+short body it returned a buffer of the requested size with a zero tail and no error
+(tests/test_fault_proxy.py pins it). Every Parquet page that carries a CRC is verified as it is
+decoded.
 
 Writes are atomic and whole: the file is written to a temporary name (beside the target on a
-local path, in TMPDIR for an object store) and only a complete file is renamed or uploaded. Uploads
-are single PUTs or completed multipart uploads (s3fs, ossfs `put_file`), never ossfs's
+local path, in TMPDIR for an object store) and only a complete file is renamed, or completed as
+an object. On an object store the temporary is uploaded while it is written (upload.py): whole
+parts go as a multipart upload during the computing, the rest and the completion at the end, a
+file smaller than one part is one PUT at the end; a failure aborts the upload. Never ossfs's
 `open("wb")`, which uses AppendObject and leaves a half-written object visible to readers. A
 temporary is held under an exclusive lock (flock) while its writer lives, so the next writer of
 the same output can tell a dead writer's leftovers from a live copy's and remove only those.
@@ -55,7 +61,7 @@ from ..errors import (
 )
 from .local import LocalFS
 from .parquet import ParquetInput, damaged, reread_once
-from .readahead import SHORT_READ_ATTEMPTS, WindowReader
+from .readahead import FIRST_WINDOW, SHORT_READ_ATTEMPTS, WindowReader, fetch_tail
 
 __all__ = ["Output", "ParquetInput", "Store", "open_store", "reread_once"]
 
@@ -66,7 +72,9 @@ SCHEMES = ("file", *BACKENDS)
 
 @dataclass
 class Output:
-    """A temporary local file for one output; size and sha256 are set once it is published."""
+    """A temporary local file for one output; size and sha256 are set once it is published.
+    On an object store it is uploaded while it is written: write it front to back, never
+    rewriting what was written (upload.py)."""
 
     path: str
     size: int = 0
@@ -154,7 +162,15 @@ class Store:
             ) from None
 
     def exists(self, rel: str) -> bool:
-        return self._call(rel, lambda: self.fs.exists(self.path(rel)))
+        """An object, a file or a folder at `rel`. On an object store one listing (the
+        backend's `exists`), not a HEAD and then a listing."""
+        full = self.path(rel)
+
+        def check() -> bool:
+            found = None if self.is_local else self.backend.exists(self.fs, full)
+            return self.fs.exists(full) if found is None else found
+
+        return self._call(rel, check)
 
     def size(self, rel: str) -> int:
         return self._call(rel, lambda: self.fs.size(self.path(rel)))
@@ -239,7 +255,9 @@ class Store:
         """Yield a local temporary to write `rel` to; publish it only if the block succeeds.
 
         Before the temporary is made, the leftovers of dead writers of the same output (their
-        temporaries, their incomplete multipart uploads) are removed."""
+        temporaries, their incomplete multipart uploads) are removed. On an object store the
+        temporary is uploaded as it grows and the upload completed when the block ends, or
+        aborted if it fails (upload.py)."""
         final = self.path(rel)
         if self.is_local:
             folder = os.path.dirname(final)
@@ -255,15 +273,23 @@ class Store:
         tmp = f"{prefix}{uuid.uuid4().hex}.tmp"
         lock = self._call(rel, lambda: _locked_file(tmp), writing=True)
         out = Output(tmp)
+        upload = None
         try:
+            if not self.is_local:
+                from .upload import StreamingUpload
+
+                parts = self._call(rel, lambda: self.backend.Parts(self.fs, final), writing=True)
+                upload = StreamingUpload(parts, tmp, self.describe(rel), digest=digest).start()
             try:
                 yield out
             except OSError as exc:  # writing the temporary: a full disk, a lost mount, ...
                 raise classify_storage(exc, self.describe(rel), writing=True) from None
             out.size = os.path.getsize(tmp)
-            if digest:
-                out.sha256 = file_sha256(tmp)
-            if self.is_local:
+            if upload is not None:
+                _, out.sha256 = self._call(rel, lambda: upload.finish(out.size), writing=True)
+            else:
+                if digest:
+                    out.sha256 = file_sha256(tmp)
 
                 def publish() -> None:
                     with open(tmp, "rb+") as f:
@@ -271,15 +297,12 @@ class Store:
                     os.replace(tmp, final)
 
                 self._call(rel, publish, writing=True)
-            else:
-                self._call(rel, lambda: self._upload(tmp, final), writing=True)
         finally:
+            if upload is not None and not upload.done:
+                upload.abort()
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             os.close(lock)
-
-    def _upload(self, local: str, final: str) -> None:
-        self.backend.upload(self.fs, local, final, progress.upload_callback(final))
 
     def _abort_stale_uploads(self, rel: str) -> None:
         """Abort incomplete multipart uploads of this output's key that a dead writer left
@@ -299,17 +322,21 @@ class Store:
         return self.write_bytes(rel, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
     # -- Parquet input --------------------------------------------------------------------
-    def open_parquet(self, rel: str, window: int) -> ParquetInput:
+    def open_parquet(
+        self, rel: str, window: int, *, first_window: int = FIRST_WINDOW
+    ) -> ParquetInput:
+        """Open a Parquet input (its footer is read and checked). On an object store its
+        first data window (`first_window` bytes) is then fetched in the background."""
         what = self.describe(rel)
-        identity = self.identity(rel)  # also: absent, a directory, no access
         full = self.path(rel)
         reader = None
         if self.is_local:
+            identity = self.identity(rel)  # also: absent, a directory, no access
             source: Any = self._call(rel, lambda: self.arrow_fs.open_input_file(full))
             size = source.size()
         else:
+            reader, identity = self._open_object(rel, window, first_window)
             size = identity[0]
-            reader = WindowReader(self.backend.ranged(self.fs, full), size, window, what)
             source = pa.PythonFile(reader, mode="r")
         try:
             file = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
@@ -317,7 +344,38 @@ class Store:
             if reader is not None and reader.error is not None:
                 raise reader.error from None
             raise damaged(what, identity, exc) from None
+        if reader is not None and file.metadata.num_row_groups:
+            reader.prefetch(len(b"PAR1"))  # the first column chunk follows the magic number
         return ParquetInput(file, what, reader, size, identity)
+
+    def _open_object(self, rel: str, window: int, first_window: int) -> tuple[WindowReader, tuple]:
+        """A reader over the object at `rel` holding its last bytes, and its identity, from one
+        suffix range GET (no HEAD). Absent or a folder: identity() says which; an answer
+        without a Content-Range (an empty object): identity() and a reader without them."""
+        what, full = self.describe(rel), self.path(rel)
+        ranged = self.backend.ranged(self.fs, full)
+        try:
+            tail, responses, received = fetch_tail(
+                self.backend.tail(self.fs, full), what, bucket=self.bucket
+            )
+        except Missing:
+            tail, responses, received = None, 0, 0
+        if tail is None:
+            identity = self.identity(rel)
+            reader = WindowReader(ranged, identity[0], window, what, first_window=first_window)
+        else:
+            identity = (tail.size, str(tail.etag))
+            reader = WindowReader(
+                ranged,
+                tail.size,
+                window,
+                what,
+                first_window=first_window,
+                tail=tail.data,
+                tail_start=tail.start,
+            )
+        reader.count(responses, received)
+        return reader, identity
 
 
 def file_sha256(path: str) -> str:

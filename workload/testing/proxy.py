@@ -23,10 +23,20 @@ added and cleared while it runs, replace some requests' answers with a fault:
                          then close
     delay                sleep ``seconds`` (default 1), then forward normally
 
+``FaultProxy(upstream, link=Link())`` also shapes the loopback into an object store's network:
+each answer's first byte waits ``first_byte_s`` after its request has arrived (or longer if
+upstream is slower), and every body, request (uploads) and response (downloads) alike, is paced
+at ``bytes_per_s`` per connection and direction (a sleep-based token bucket, ``chunk`` bytes at a
+time): parallel connections each get their own bandwidth. ``proxy.link`` can be changed, or set
+to None, while it runs. The defaults are OSS's internal network as the issue measured with (see
+``Link``).
+
 ``proxy.log`` lists ``Entry(method, path, result)`` for every request, ``result`` the status
 relayed or the action name of the rule that fired; ``proxy.counts`` counts requests by method;
-``proxy.transfers`` lists ``Transfer(method, path, status, range, bytes_in, bytes_out)`` for every
-request answered by upstream (its Range header, the body bytes received and upstream's body).
+``proxy.transfers`` lists ``Transfer(method, path, status, range, bytes_in, bytes_out, started,
+finished)`` for every request answered by upstream (its Range header, the body bytes received and
+upstream's body, and when its request line arrived and its answer was sent, in
+``time.monotonic()`` seconds).
 
 ``moto_server()`` runs moto's ThreadedMotoServer on 127.0.0.1 and yields its URL.
 """
@@ -53,7 +63,16 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["ACTIONS", "MAX_SECONDS", "Entry", "FaultProxy", "Rule", "Transfer", "moto_server"]
+__all__ = [
+    "ACTIONS",
+    "MAX_SECONDS",
+    "Entry",
+    "FaultProxy",
+    "Link",
+    "Rule",
+    "Transfer",
+    "moto_server",
+]
 
 MAX_SECONDS = 120.0  # upper bound of a stall or delay
 IDLE_TIMEOUT = 30.0  # a client connection idle this long is closed
@@ -87,6 +106,55 @@ class Transfer(NamedTuple):
     range: str  # the request's Range header, "" without one
     bytes_in: int  # request body as received (its chunked framing included)
     bytes_out: int  # upstream's response body (0 for HEAD)
+    started: float = 0.0  # time.monotonic() when the request line arrived
+    finished: float = 0.0  # time.monotonic() when the answer's last byte was sent
+
+
+@dataclass(frozen=True)
+class Link:
+    """A shaped link: latency to each answer's first byte and bandwidth per connection.
+
+    The defaults are OSS's internal (VPC) network as issue 11 measured with ("link shaped to
+    ~15 ms first byte, ~80 MB/s per connection"): a first byte of the order of 10-20 ms for a
+    small object, and tens of MB/s up to about 100 MB/s on one connection. Alibaba's OSS
+    documentation gives per-account limits far above one connection (up to 100 Gbit/s over the
+    internal network in some regions, "Limits and performance metrics of OSS",
+    https://www.alibabacloud.com/help/doc-detail/54464.htm) and reaches them with many
+    concurrent connections and range requests ("Use up to 100 Gbit/s of bandwidth over an
+    internal network", https://www.alibabacloud.com/help/en/oss/bandwidth-of-100-gbit-s-in-vpcs):
+    what limits one pod is its connections' own pace, which this models."""
+
+    first_byte_s: float = 0.015
+    bytes_per_s: float = 80e6
+    chunk: int = 64 * 1024  # bytes per paced write or read
+
+    def __post_init__(self) -> None:
+        if not self.first_byte_s >= 0 or self.first_byte_s > MAX_SECONDS:
+            raise ValueError(f"first_byte_s must be within [0, {MAX_SECONDS}]")
+        if not self.bytes_per_s > 0:
+            raise ValueError("bytes_per_s must be > 0")
+        if self.chunk < 1:
+            raise ValueError("chunk must be >= 1")
+
+
+class _Pacer:
+    """One direction of one connection: a body's first n bytes pass no sooner than n / rate
+    seconds after the body began (a token bucket holding one chunk: no credit is saved up
+    while the connection is idle). Sleeps end early when the proxy closes."""
+
+    def __init__(self, closing: threading.Event):
+        self._closing = closing
+        self._began = 0.0
+        self._passed = 0
+
+    def begin(self) -> None:
+        self._began, self._passed = time.monotonic(), 0
+
+    def take(self, n: int, link: Link) -> bool:
+        """Wait until `n` more bytes may pass; False when the proxy is closing."""
+        self._passed += n
+        delay = self._began + self._passed / link.bytes_per_s - time.monotonic()
+        return delay <= 0 or not self._closing.wait(delay)
 
 
 @dataclass(eq=False)
@@ -161,6 +229,9 @@ class Rule:
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real clients expect
     timeout = IDLE_TIMEOUT  # every client socket has a timeout (StreamRequestHandler applies it)
+    # An answer's head and body go out in separate writes: with Nagle's algorithm the body of a
+    # small answer waited for the client's delayed ACK (40 ms on Linux) on a reused connection.
+    disable_nagle_algorithm = True
 
     server: _Server
 
@@ -176,6 +247,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         self.upstream: http.client.HTTPConnection | None = None
         self._expect_100 = False
+        self._pace_in = _Pacer(self.server.closing)
+        self._pace_out = _Pacer(self.server.closing)
+        self._link: Link | None = None
+        self._answer_at = 0.0  # the answer's first byte waits until then (a shaped link)
         self.server.track(self, add=True)
 
     def finish(self) -> None:
@@ -194,7 +269,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- the request ------------------------------------------------------------------------
     def _read_body(self) -> bytes:
-        """The body's raw bytes as framed by the client (chunked framing and trailers kept)."""
+        """The body's raw bytes as framed by the client (chunked framing and trailers kept),
+        read at the link's pace when the link is shaped."""
+        self._pace_in.begin()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raw = []
             while True:
@@ -205,17 +282,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     break
-                raw.append(self.rfile.read(size + 2))  # data and its CRLF
+                raw.append(self._read_paced(size + 2))  # data and its CRLF
             while True:  # trailers up to the empty line
                 line = self.rfile.readline(65537)
                 raw.append(line)
                 if line in (b"\r\n", b"\n", b""):
                     break
             return b"".join(raw)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return self._read_paced(int(self.headers.get("Content-Length") or 0))
+
+    def _read_paced(self, size: int) -> bytes:
+        link = self._link
+        if link is None:
+            return self.rfile.read(size)
+        parts = []
+        while size > 0:
+            part = self.rfile.read(min(size, link.chunk))
+            if not part:
+                break  # the client hung up: the caller sees a short body
+            size -= len(part)
+            parts.append(part)
+            if not self._pace_in.take(len(part), link):
+                raise ConnectionError("the proxy is closing")
+        return b"".join(parts)
 
     def _handle(self) -> None:
         method, path = self.command, self.path
+        started = time.monotonic()
+        self._link = self.server.proxy.link  # one link per request, even if it changes now
         rule = self.server.proxy._match(method, path)
         action = rule.action if rule else None
         if action == "reset":
@@ -225,6 +319,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response_only(100)
             self.end_headers()
         body = self._read_body()
+        self._answer_at = time.monotonic() + (self._link.first_byte_s if self._link else 0.0)
         if action is not None:
             self.server.proxy._record(method, path, action)
         if action == "close":
@@ -239,7 +334,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return None
         try:
             response = self._send_upstream(body)
-            payload = response.read()
+            # On a shaped link a plain answer's body is relayed as it comes from upstream, so
+            # upstream's own pace does not add to the link's; faults need the whole body.
+            streamed = rule is None and self._link is not None and response.length is not None
+            payload = b"" if streamed else response.read()
         except (OSError, http.client.HTTPException) as err:
             self._close_upstream()
             if rule is None:
@@ -248,11 +346,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if rule is None:
             self.server.proxy._record(method, path, response.status)
         size = 0 if method == "HEAD" else len(payload)
-        transfer = Transfer(
-            method, path, response.status, self.headers.get("Range", ""), len(body), size
-        )
-        self.server.proxy._record_transfer(transfer)
-        self._relay(response, payload, rule)
+        try:
+            if streamed:
+                size = self._relay_streamed(response)
+            else:
+                self._relay(response, payload, rule)
+        finally:
+            transfer = Transfer(
+                method,
+                path,
+                response.status,
+                self.headers.get("Range", ""),
+                len(body),
+                size,
+                started,
+                time.monotonic(),
+            )
+            self.server.proxy._record_transfer(transfer)
         return None
 
     # -- upstream ---------------------------------------------------------------------------
@@ -297,17 +407,73 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif action == "truncate":
             send = payload[: rule._keep(len(payload))]
             self.close_connection = True
+        self._answer_head(response, length, close=self.close_connection and action != "truncate")
+        if not self._first_byte():
+            return
+        self.end_headers()
+        if not head:
+            self._write_paced(send)
+        self.wfile.flush()
+
+    def _relay_streamed(self, response: http.client.HTTPResponse) -> int:
+        """Relay upstream's answer chunk by chunk at the link's pace; the body bytes relayed."""
+        head = self.command == "HEAD"
+        length = int(response.getheader("Content-Length") or 0) if head else response.length or 0
+        self._answer_head(response, length, close=self.close_connection)
+        if not self._first_byte():
+            self._close_upstream()
+            return 0
+        self.end_headers()
+        sent = 0
+        link = self._link
+        if not head and link is not None:
+            self._pace_out.begin()
+            while sent < length:
+                try:
+                    part = response.read(min(link.chunk, length - sent))
+                except (OSError, http.client.HTTPException):
+                    part = b""
+                if not part or not self._pace_out.take(len(part), link):
+                    self._close_upstream()  # upstream failed or the proxy closes: cut it off
+                    self.close_connection = True
+                    break
+                self.wfile.write(part)
+                sent += len(part)
+        self.wfile.flush()
+        return sent
+
+    def _answer_head(self, response: http.client.HTTPResponse, length: int, close: bool) -> None:
+        """Upstream's status and headers (buffered until end_headers), with our framing."""
         self.send_response(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in _HOP_RESPONSE:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(length))
-        if self.close_connection and action != "truncate":
+        if close:
             self.send_header("Connection", "close")
-        self.end_headers()
-        if not head:
-            self.wfile.write(send)
-        self.wfile.flush()
+
+    def _first_byte(self) -> bool:
+        """Wait for the shaped link's first-byte latency; False when the proxy is closing
+        (the connection is then closed without an answer)."""
+        delay = self._answer_at - time.monotonic()
+        if delay > 0 and self.server.closing.wait(delay):
+            self.close_connection = True
+            return False
+        return True
+
+    def _write_paced(self, data: bytes) -> None:
+        link = self._link
+        if link is None:
+            self.wfile.write(data)
+            return
+        view = memoryview(data)
+        self._pace_out.begin()
+        for at in range(0, len(view), link.chunk):
+            part = view[at : at + link.chunk]
+            if not self._pace_out.take(len(part), link):
+                self.close_connection = True
+                return
+            self.wfile.write(part)
 
     def _send_error(self, status: int, code: str, message: str) -> None:
         request_id = uuid.uuid4().hex[:16].upper()
@@ -322,9 +488,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
+        if not self._first_byte():
+            return
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._write_paced(body)
         self.wfile.flush()
 
     def _reset(self) -> None:
@@ -386,13 +554,15 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class FaultProxy:
-    """Fault-injecting proxy in front of ``upstream`` ("http://host:port"); a context manager."""
+    """Fault-injecting proxy in front of ``upstream`` ("http://host:port"); a context manager.
+    ``link``: shape every connection (``Link``: first-byte latency, bandwidth per connection)."""
 
-    def __init__(self, upstream: str, rules: Collection[Rule] = ()):
+    def __init__(self, upstream: str, rules: Collection[Rule] = (), *, link: Link | None = None):
         split = urlsplit(upstream)
         if split.scheme != "http" or not split.hostname or not split.port:
             raise ValueError(f"upstream must be http://host:port, not {upstream!r}")
         self.upstream = upstream
+        self.link = link
         self._upstream = (split.hostname, split.port)
         self._lock = threading.Lock()
         self._rules: list[Rule] = list(rules)
