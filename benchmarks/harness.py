@@ -43,6 +43,9 @@ MEASURED += ["rows_per_input", "bytes_in", "bytes_out", "seconds", "peak_rss_mb"
 S3_COLUMNS = ["requests", "gets", "range_gets", "heads", "lists", "puts", "multipart_uploads"]
 S3_COLUMNS += ["upload_parts", "bytes_served", "bytes_received", "input_gets"]
 S3_COLUMNS += ["input_get_targets", "uploads_per_output_ok", "error_responses"]
+# The s3 case's link (workload.testing.proxy.Link's defaults: OSS's internal network as issue
+# 11 measured with) and the pod's pipelined limits on it, for max(download, compute, upload).
+S3_COLUMNS += ["link_first_byte_s", "link_mb_per_s", "download_limit_s", "upload_limit_s"]
 LIBRARIES = ("workload", "pyarrow", "numpy", "duckdb", "polars")
 ENVIRONMENT = [f"{name}_version" for name in LIBRARIES]
 ENVIRONMENT += ["python_version", "cpu_model", "cores", "memory_gb"]
@@ -294,6 +297,7 @@ class Bench:
         if case == "s3":
             sizes = {k: p.stat().st_size for k, p in zip(keys, files, strict=True)}
             counts = summarize(self.proxy.transfers, sizes, [s3_key(o) for o in record["outputs"]])
+            counts |= link_limits(self.proxy.link, sizes, counts["bytes_received"])
         try:
             outputs = record["outputs"]
             sources = [self.fetch(o) for o in outputs] if case == "s3" else outputs
@@ -378,14 +382,26 @@ def kind(case: str, variant: str, engine: str = "") -> str:
     return "partials" if case == "pod_aggregate" or variant == "aggregate" else "results"
 
 
+def link_limits(link, inputs: dict[str, int], uploaded: int) -> dict:
+    """A pod's transfers at the link's pace, each alone: its inputs downloaded in parallel (one
+    connection each), its output uploaded on two (workload's parts in flight)."""
+    return {
+        "link_first_byte_s": link.first_byte_s,
+        "link_mb_per_s": round(link.bytes_per_s / 1e6, 1),
+        "download_limit_s": round(link.first_byte_s + max(inputs.values()) / link.bytes_per_s, 4),
+        "upload_limit_s": round(link.first_byte_s + uploaded / (2 * link.bytes_per_s), 4),
+    }
+
+
 @contextlib.contextmanager
 def s3_server():
-    """(the counting proxy, a boto3 client of moto itself) with the bucket made."""
+    """(the counting proxy, shaping the link, and a boto3 client of moto itself) with the
+    bucket made."""
     import boto3
 
-    from workload.testing.proxy import FaultProxy, moto_server
+    from workload.testing.proxy import FaultProxy, Link, moto_server
 
-    with moto_server() as moto, FaultProxy(moto) as proxy:
+    with moto_server() as moto, FaultProxy(moto, link=Link()) as proxy:
         client = boto3.client(
             "s3",
             endpoint_url=moto,

@@ -25,7 +25,7 @@ TITLES = {
     "job": "job: the whole job on one machine (workload run vs its copy-limit tree and one query)",
     "pod_process": "pod_process: a whole pod process on 2 x 10 rows (its fixed cost)",
     "rss": "rss: one pod's peak RSS against its input size",
-    "s3": "s3: one merge pod on S3 (moto), requests counted at the server",
+    "s3": "s3: one merge pod on S3 (moto behind a shaped link), requests counted at the server",
 }
 # (target, case, CPUs (0: every count measured), ours against: an engine, "peer" = the faster
 # of DuckDB/Polars, or None = an absolute limit in seconds; the limit). Issue 11's targets.
@@ -115,7 +115,31 @@ def targets(stats: Stats) -> list[Target]:
         for cpus in counts:
             label = f"{what} at {cpus} CPU{'s' * (cpus > 1)}" if cpus else what
             out.append(_target(stats, label, case, cpus, against, limit))
-    return out + _rss_targets(by_op(stats)) + _s3_targets(find(stats, "s3", "ours"))
+    out += _rss_targets(by_op(stats)) + _s3_targets(find(stats, "s3", "ours"))
+    return out + _pipelined_targets(stats)
+
+
+def _pipelined_targets(stats: Stats) -> list[Target]:
+    """The merge pod on the shaped object store against max(download, compute, upload): the
+    link's limits for its bytes, and the same pod's time on local disk at the same CPUs."""
+    what = "merge pod on the shaped object store <= 1.2x max(download, compute, upload)"
+    out: list[Target] = []
+    for cpus in cpu_counts(stats, "s3") or [0]:
+        label = f"{what} at {cpus} CPU{'s' * (cpus > 1)}" if cpus else what
+        ours, local = find(stats, "s3", "ours", cpus), find(stats, "pod_merge", "ours", cpus)
+        if ours is None or local is None or not ours.values("download_limit_s"):
+            out.append((label, "not measured", None))
+            continue
+        limits = {
+            "download": statistics.median(ours.values("download_limit_s")),
+            "compute": local.seconds,
+            "upload": statistics.median(ours.values("upload_limit_s")),
+        }
+        bound = max(limits, key=lambda k: limits[k])
+        r = ours.seconds / limits[bound]
+        shown = ", ".join(f"{k} {_s(v)}" for k, v in limits.items())
+        out.append((label, f"{r:.2f}x ({_s(ours.seconds)} s; {shown} s)", r <= 1.2))
+    return out
 
 
 def _target(stats: Stats, what: str, case: str, cpus: int, against, limit: float) -> Target:
@@ -225,7 +249,10 @@ def rss_table(stats: Stats) -> list[str]:
 
 def s3_table(stats: Stats) -> list[str]:
     rows = []
-    for engine, s in of_case(stats, "s3"):
+    for (case, engine, _, _, cpus), s in stats.items():
+        if case != "s3":
+            continue
+        engine = f"{engine} ({cpus} CPU{'s' * (cpus > 1)})" if cpus else engine
         last = s.rows[-1]  # request counts do not vary between repeats; the last run's
         gets = f"{last['input_gets']} (target {last['input_get_targets']})".replace(";", ", ")
         row = [engine, str(len(s.rows)), _s(s.seconds), f"{s.rss:.0f}", gets]

@@ -117,3 +117,17 @@ def test_summary_state_dense_and_streaming_agree():
     assert stream_totals == totals
     assert streamed["by_key"].num_rows == totals["distinct_keys"] == tables["by_key"].num_rows
     assert rest["by_category"].equals(tables["by_category"])
+
+
+@pytest.mark.parametrize("step_rows", [1, 7, 64, 10_000])
+def test_a_step_summarized_in_key_slices_equals_one_pass(monkeypatch, step_rows):
+    cats = Categories()
+    inputs = [random_events(n=400, keys=90) for _ in range(3)]  # three sorted inputs, one step
+    whole = Summary(events=True, cats=cats, key_range=(None, None))
+    want, want_rows = whole.step(inputs)
+    monkeypatch.setattr(Summary, "STEP_ROWS", step_rows)
+    sliced = Summary(events=True, cats=cats, key_range=(None, None))
+    got, rows = sliced.step([*inputs[:1], None, *inputs[1:]])
+    assert rows == [400, 0, 400, 400] and want_rows == [400, 400, 400]
+    assert got["by_key"].combine_chunks().equals(want["by_key"].combine_chunks())
+    assert sliced.result() == whole.result()
