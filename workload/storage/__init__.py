@@ -70,6 +70,9 @@ BACKENDS = {"s3": "s3", "s3a": "s3", "oss": "oss"}
 SCHEMES = ("file", *BACKENDS)
 
 
+READ_BUFFER = 64 * 1024  # bytes a Parquet reader asks for at a time within a column chunk
+
+
 @dataclass
 class Output:
     """A temporary local file for one output; size and sha256 are set once it is published.
@@ -339,7 +342,14 @@ class Store:
             size = identity[0]
             source = pa.PythonFile(reader, mode="r")
         try:
-            file = pq.ParquetFile(source, pre_buffer=False, page_checksum_verification=True)
+            # On local disk, column chunks streamed through a small buffer rather than read
+            # whole: a reader then holds about a page per column, not a row group's compressed
+            # chunks (the final pod over 32 inputs, 10M keys: peak 422 -> 356 MB, no slower).
+            # Not through a read window: its columns' streams would read back and forth.
+            buffer = READ_BUFFER if reader is None else 0
+            file = pq.ParquetFile(
+                source, pre_buffer=False, buffer_size=buffer, page_checksum_verification=True
+            )
         except (pa.ArrowInvalid, OSError) as exc:
             if reader is not None and reader.error is not None:
                 raise reader.error from None

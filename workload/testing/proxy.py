@@ -307,6 +307,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return b"".join(parts)
 
     def _handle(self) -> None:
+        self.server.proxy._begin()
+        try:
+            self._handle_one()
+        finally:
+            self.server.proxy._end()
+
+    def _handle_one(self) -> None:
         method, path = self.command, self.path
         started = time.monotonic()
         self._link = self.server.proxy.link  # one link per request, even if it changes now
@@ -565,6 +572,8 @@ class FaultProxy:
         self.link = link
         self._upstream = (split.hostname, split.port)
         self._lock = threading.Lock()
+        self._settled = threading.Condition()  # requests in flight, for reading the records
+        self._in_flight = 0
         self._rules: list[Rule] = list(rules)
         self._log: list[Entry] = []
         self._counts: Counter[str] = Counter()
@@ -659,14 +668,31 @@ class FaultProxy:
         with self._lock:
             self._transfers.append(transfer)
 
+    def _begin(self) -> None:
+        with self._settled:
+            self._in_flight += 1
+
+    def _end(self) -> None:
+        with self._settled:
+            self._in_flight -= 1
+            self._settled.notify_all()
+
+    def _settle(self, timeout: float = 2.0) -> None:
+        """Wait (a little) for requests still being handled: a client can have its whole
+        answer before the proxy has recorded it."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+
     @property
     def transfers(self) -> list[Transfer]:
         """Requests answered by upstream, with their bytes (for counting at the server)."""
+        self._settle()
         with self._lock:
             return list(self._transfers)
 
     @property
     def log(self) -> list[Entry]:
+        self._settle()
         with self._lock:
             return list(self._log)
 
