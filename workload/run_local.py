@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 
 from . import layout, ops
 from .errors import DataError, UsageError
@@ -106,17 +107,59 @@ def run(
 
 def run_pods(fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None) -> list:
     """fn(*call, **kwargs) for every call, each in a fresh process (as on the cluster: its peak
-    RSS is its own), `workers` at a time; their results in the order they finish."""
+    RSS is its own), `workers` at a time; their results in the order they finish.
+
+    Each pod is one process forked from a forkserver that has imported the pods' modules, and
+    hands its result back through a pipe. A ProcessPoolExecutor with max_tasks_per_child=1,
+    replacing each worker after its one task, cost about 50 ms a pod (97 pods on tiny inputs,
+    2 workers: 4.7 s); this, about 22 ms (2.2 s, against 0.6 s for a plain pool reusing its
+    processes; forking from the forkserver is 11 ms of it)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["workload.process", "workload.final"])
-    results = []
-    with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(fn, *call, **(kwargs or {})) for call in calls]
-        for done, future in enumerate(as_completed(futures), 1):
-            results.append(future.result())
+    ctx.set_forkserver_preload(list(PRELOAD))
+    lock = threading.Lock()
+    results: list = []
+
+    def one(call: tuple):
+        receive, send = ctx.Pipe(duplex=False)
+        pod = ctx.Process(target=_pod, args=(send, fn, call, kwargs or {}), daemon=True)
+        pod.start()
+        send.close()
+        try:
+            ok, value = receive.recv()
+        except EOFError:  # the process died without a word (killed, or os._exit)
+            pod.join()
+            raise RuntimeError(f"pod {call[1:]} exited {pod.exitcode} without a result") from None
+        finally:
+            receive.close()
+        pod.join()
+        if not ok:
+            raise value
+        with lock:
+            results.append(value)
             if progress is not None:
-                progress(done)
+                progress(len(results))
+
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(one, call) for call in calls]:
+            future.result()  # the first failure, in submission order
     return results
+
+
+# What every pod imports, imported once in the forkserver rather than in each pod.
+PRELOAD = ("workload.process", "workload.final", "workload.run_local", "workload.storage.local")
+
+
+def _pod(send, fn, call: tuple, kwargs: dict) -> None:
+    """A pod process: its result, or its exception, down the pipe."""
+    try:
+        result = (True, fn(*call, **kwargs))
+    except BaseException as exc:
+        result = (False, exc)
+    try:
+        send.send(result)
+    except Exception:  # an exception that does not pickle: its text
+        send.send((False, RuntimeError(repr(result[1]))))
+    send.close()
 
 
 def _level_row(name: str, records: list[dict], seconds: float) -> dict:
