@@ -49,20 +49,22 @@ def _rows_below(cols: list[np.ndarray], bound: tuple) -> int:
 
 
 class _Input:
+    """One stream's rows not yet handed out, as the batches they came in (a slice of the first
+    one, then whole ones): a pull appends a batch instead of copying the rest of the previous
+    one onto it, and a step's part is a zero-copy table over the batches it spans."""
+
     def __init__(self, name: str, batches: Iterable[pa.RecordBatch], by: Sequence[str]):
         self.name, self.by, self._it = name, by, iter(batches)
         self.done = False
-        self.table: pa.Table | None = None
-        self.cols: list[np.ndarray] = []
+        self._tables: list[pa.Table] = []  # the rows held, oldest first, never empty
+        self._cols: list[list[np.ndarray]] = []  # their `by` columns as numpy
+        self.rows = 0
         self._last: tuple | None = None
         self._row = 0  # rows pulled so far, for error messages
 
-    @property
-    def rows(self) -> int:
-        return 0 if self.table is None else self.table.num_rows
-
     def last(self) -> tuple:
-        return tuple(c[-1] for c in self.cols)
+        cols = self._cols[-1]
+        return tuple(c[-1] for c in cols)
 
     def pull(self) -> None:
         for batch in self._it:
@@ -83,20 +85,38 @@ class _Input:
             )
         self._last = tuple(c[-1] for c in cols)
         self._row += batch.num_rows
-        new = pa.Table.from_batches([batch])
-        if self.table is None or self.table.num_rows == 0:
-            self.table, self.cols = new, cols
-        else:
-            self.table = pa.concat_tables([self.table, new])
-            self.cols = [np.concatenate([a, b]) for a, b in zip(self.cols, cols, strict=True)]
+        self._tables.append(pa.Table.from_batches([batch]))
+        self._cols.append(cols)
+        self.rows += batch.num_rows
+
+    def below(self, bound: tuple) -> int:
+        """How many leading rows sort strictly below `bound`."""
+        n = 0
+        for cols in self._cols:
+            if tuple(c[-1] for c in cols) < bound:
+                n += len(cols[0])
+                continue
+            return n + _rows_below(cols, bound)
+        return n
 
     def take(self, n: int) -> pa.Table | None:
-        if self.table is None or n == 0:
+        if n == 0:
             return None
-        head = self.table.slice(0, n)
-        self.table = self.table.slice(n)
-        self.cols = [c[n:] for c in self.cols]
-        return head
+        head: list[pa.Table] = []
+        while n:
+            table = self._tables[0]
+            if n >= table.num_rows:
+                head.append(table)
+                del self._tables[0], self._cols[0]
+                n -= table.num_rows
+                self.rows -= table.num_rows
+            else:
+                head.append(table.slice(0, n))
+                self._tables[0] = table.slice(n)
+                self._cols[0] = [c[n:] for c in self._cols[0]]
+                self.rows -= n
+                n = 0
+        return head[0] if len(head) == 1 else pa.concat_tables(head)
 
 
 Streams = Sequence[tuple[str, Iterable[pa.RecordBatch]]]
@@ -136,7 +156,7 @@ def aligned(streams: Streams, by: Sequence[str], *, keep_empty: bool = False) ->
                 yield last
             return
         bound = min(x.last() for x in live)
-        parts = step([x.take(_rows_below(x.cols, bound)) if x.rows else None for x in inputs])
+        parts = step([x.take(x.below(bound)) if x.rows else None for x in inputs])
         if parts is not None:
             yield parts
         for x in live:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from .. import progress
 from ..errors import DamagedInput, DataError, TransientError, WorkloadError, classify_storage
+from ..workers import cpu_limit
 from .readahead import WindowReader
 
 
@@ -89,10 +90,13 @@ class Sink:
     """Writes tables into row groups of exactly `row_group_rows` rows (the last one shorter),
     whatever sizes the stream comes in: uniform row groups make reads predictable.
 
-    Encoding and compression run on a background thread (they release the GIL), so with two
-    cores a pod computes the next chunk while the previous one is written. One chunk waits in
-    the queue at most, which bounds the memory this costs (with two, a lagging writer let a
-    pod's peak RSS vary by 20%)."""
+    With two CPUs or more, encoding and compression run on a background thread (they release
+    the GIL), so a pod computes the next chunk while the previous one is written. One chunk
+    waits in the queue at most, which bounds the memory this costs (with two, a lagging writer
+    let a pod's peak RSS vary by 20%). With one CPU (workers.cpu_limit: affinity or the cgroup's
+    quota) the caller's thread writes: a thread there only adds switching, and its row groups
+    lie in memory longer. `threaded` overrides the choice. Either way the same write_table
+    calls make the same bytes."""
 
     def __init__(
         self,
@@ -102,30 +106,41 @@ class Sink:
         sorted_by: tuple[str, ...],
         row_group_rows: int,
         all_statistics: bool = False,
+        threaded: bool | None = None,
     ):
         self._writer = writer(path, schema, sorted_by, all_statistics=all_statistics)
         self._schema, self._size = schema, row_group_rows
         self._pending: list[pa.Table] = []
         self._rows = 0
         self.rows = 0
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if threaded is None:
+            threaded = cpu_limit() > 1
+        if threaded:
+            self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+            self._thread = threading.Thread(target=self._drain, name="parquet-writer", daemon=True)
+            self._thread.start()
+
+    def _write(self, table: pa.Table) -> None:
+        self._writer.write_table(table, row_group_size=self._size)
+        progress.tick()
 
     def _drain(self) -> None:
         while (table := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._writer.write_table(table, row_group_size=self._size)
-                    progress.tick()
+                    self._write(table)
                 except BaseException as exc:  # re-raised in the caller's thread
                     self._error = exc
 
-    def _put(self, table: pa.Table | None) -> None:
+    def _put(self, table: pa.Table) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(table)
+        if self._thread is None:
+            self._write(table)
+        else:
+            self._queue.put(table)
 
     def write(self, table: pa.Table | pa.RecordBatch) -> None:
         if isinstance(table, pa.RecordBatch):
@@ -146,14 +161,21 @@ class Sink:
         self._pending, self._rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
 
     def _stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def close(self) -> None:
-        if self._pending:
-            self._flush(final=True)
-        elif self.rows == 0:
-            self._put(self._schema.empty_table())
+        try:
+            if self._pending:
+                self._flush(final=True)
+            elif self.rows == 0:
+                self._put(self._schema.empty_table())
+        except BaseException:  # a write in this thread failed: close, as __exit__ would
+            self._stop()
+            self._writer.close()
+            raise
         self._stop()
         if self._error is not None:
             self._writer.close()
