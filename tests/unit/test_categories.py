@@ -38,3 +38,17 @@ def test_plain_string_columns_are_encoded_too():
     cats = Categories()
     codes = cats.codes(pa.array(["q", "r", "q"]))
     assert [cats.values[c] for c in codes] == ["q", "r", "q"]
+
+
+def test_a_written_dictionary_reads_back_without_a_category_more():
+    # A null category has no dictionary slot: reading what a pod wrote registers exactly the
+    # strings its rows hold (a placeholder slot once came back as one more category, and the
+    # next pod's dictionary then held a string twice).
+    first = Categories()
+    written = first.array(first.codes(dict_array(["b", None, "a", "b"], ["b", "a"])))
+    assert written.dictionary.to_pylist() == ["b", "a"]
+    assert written.to_pylist() == ["b", None, "a", "b"]
+    second = Categories()
+    again = second.array(second.codes(written))
+    assert second.values == ["b", "a", None] and again.to_pylist() == written.to_pylist()
+    assert again.dictionary.to_pylist() == ["b", "a"]

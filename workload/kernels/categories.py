@@ -67,9 +67,11 @@ class Categories:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        # Parquet cannot write a null inside a dictionary; the None code is written as a null
-        # index (see array()), so its dictionary slot only needs a placeholder.
-        self._arrow = pa.array(["\x00null" if v is None else v for v in self.values], pa.string())
+        # The None code is written as a null index and has no dictionary slot (see array()).
+        # It once had a placeholder string there, which the next level read back as one more
+        # category: the registry then held that string twice, and Arrow wrote a dictionary page
+        # of uninitialised bytes, so a rerun did not rewrite identical bytes.
+        self._arrow = pa.array([v for v in self.values if v is not None], pa.string())
         self._hashes = np.array(
             [
                 int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
@@ -99,11 +101,20 @@ class Categories:
         return self._ranks
 
     def array(self, codes: np.ndarray) -> pa.DictionaryArray:
-        """Codes as a dictionary array over the registry; the None code becomes a null."""
+        """Codes as a dictionary array over the registry's strings; the None code becomes a
+        null index, and the codes after it one index lower (None has no dictionary slot)."""
+        codes = codes.astype(np.int32, copy=False)
         none = self._index.get(None)
-        valid = (codes != none) if none is not None else None
-        indices = arrow(codes.astype(np.int32, copy=False), pa.int32(), valid)
-        return pa.DictionaryArray.from_arrays(indices, self.dictionary())
+        valid = None
+        if none is not None:
+            valid = codes != none
+            codes = codes - (codes > none).astype(np.int32)
+        return pa.DictionaryArray.from_arrays(arrow(codes, pa.int32(), valid), self.dictionary())
+
+    def dictionary_size(self, registered: int) -> int:
+        """The dictionary's length when the registry held its first `registered` values."""
+        none = self._index.get(None)
+        return registered - (none is not None and none < registered)
 
     def strings(self, codes: np.ndarray) -> pa.Array:
         return self.array(codes).cast(pa.string())

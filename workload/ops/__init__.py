@@ -11,6 +11,11 @@ one op-agnostic tree (workload/process.py, workload/final.py):
     combine(parts, level, cats) -> Step
                        one aligned step of a level-`level` pod: the rows of every input below a
                        common bound in, one output table out, and what it conserved
+    combine_steps(steps, level, cats) -> Step   (optional)
+                       several consecutive aligned steps at once, the same output as combining
+                       them one by one (the pod groups steps of at least batch_rows rows: at
+                       fan-in 2 every other step holds a few hundred rows, and a call costs more
+                       than they do)
     final(level, cats, key_range) -> FinalState
                        the final pod's state over the files at `level`
     checks_manifest    whether `workload verify` can check its result against the generator's

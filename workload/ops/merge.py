@@ -70,7 +70,7 @@ def _codes(cats: Categories, chunks: Sequence[pa.Array]) -> list[np.ndarray]:
             continue
         if pa.types.is_dictionary(chunk.type) and not chunk.indices.null_count:
             dictionary = chunk.dictionary
-            if registry is None and None not in cats.values:  # dictionary() shows None as text
+            if registry is None and None not in cats.values:  # else codes and indices differ
                 registry = cats.dictionary()
             if (
                 registry is not None
@@ -143,7 +143,8 @@ def _categories(cats: Categories, codes: np.ndarray, size: int) -> pa.Dictionary
     array = cats.array(codes)
     if size == len(cats.values):
         return array
-    return pa.DictionaryArray.from_arrays(array.indices, cats.dictionary().slice(0, size))
+    prefix = cats.dictionary().slice(0, cats.dictionary_size(size))
+    return pa.DictionaryArray.from_arrays(array.indices, prefix)
 
 
 def merge_events(parts: Sequence[pa.Table], cats: Categories) -> pa.Table:
