@@ -7,39 +7,23 @@ from . import Spec, Work, engine
 
 @engine("copy", "pod_merge", sorts=False)
 def copy(spec: Spec) -> Work:
-    """The same reads as ours (same store, window and batches), the same writer settings
-    (storage.parquet.Sink) and the same atomic publish, concatenating instead of merging."""
-    from workload import layout, schema
+    """Level-1 pod 0 with a free merge (copy_pod): l1/0 + l1/1 -> l2/0 concatenated."""
+    from workload import layout
     from workload.settings import Settings
-    from workload.storage.parquet import Sink
 
-    settings = Settings.load(root=spec.root)
-    store = settings.store()
-    rels = [layout.level_file(1, i) for i in range(len(spec.inputs))]
-    out_rel = layout.level_file(2, 0)
+    settings = Settings.load(root=spec.root, fan_in=len(spec.inputs))
 
     def work():
-        shards = [store.open_parquet(rel, settings.read_window) for rel in rels]
-        with (
-            store.output(out_rel) as out,
-            Sink(
-                out.path,
-                schema.EVENTS,
-                sorted_by=schema.EVENTS_SORTED_BY,
-                row_group_rows=settings.row_group_rows,
-            ) as sink,
-        ):
-            for shard in shards:
-                for batch in shard.batches(settings.batch_rows):
-                    sink.write(batch)
-        return {"outputs": [store.path(out_rel)]}
+        copy_pod(settings, 1, 0, len(spec.inputs))
+        return {"outputs": [settings.store().path(layout.level_file(2, 0))]}
 
     return work
 
 
 def copy_pod(settings, level: int, index: int, files: int) -> dict:
     """A level pod with a free op: its inputs read and written unchanged, concatenated (the
-    same store, batches, writer settings and atomic publish as a level pod)."""
+    same store, read window, batches, writer settings and atomic publish as a level pod; no
+    sort order claimed, as a concatenation has none)."""
     from workload import layout, schema
     from workload.metrics import peak_rss_mb
     from workload.storage.parquet import Sink

@@ -60,28 +60,9 @@ def _arrow_out(n: int, dtype) -> tuple[pa.Buffer, np.ndarray]:
 
 
 def _codes(cats: Categories, chunks: Sequence[pa.Array]) -> list[np.ndarray]:
-    """Registry codes per chunk. A chunk whose dictionary is the registry's own first values, in
-    order (the usual case: every file of the tree is written with the registry's dictionary),
-    needs no mapping: its indices are the codes. Any other chunk goes through cats.codes."""
-    out = []
-    registry: pa.Array | None = None  # cats.dictionary() while no chunk has changed it
-    for chunk in chunks:
-        if len(chunk) == 0:
-            continue
-        if pa.types.is_dictionary(chunk.type) and not chunk.indices.null_count:
-            dictionary = chunk.dictionary
-            if registry is None and None not in cats.values:  # else codes and indices differ
-                registry = cats.dictionary()
-            if (
-                registry is not None
-                and len(dictionary) <= len(registry)
-                and dictionary.equals(registry.slice(0, len(dictionary)))
-            ):
-                out.append(_raw(chunk.indices, np.int32))
-                continue
-        out.append(cats.codes(chunk))
-        registry = None
-    return out
+    """Registry codes per non-empty chunk (a chunk written with the registry's own dictionary,
+    the usual case, costs no gather: Categories.codes hands its indices back)."""
+    return [cats.codes(chunk) for chunk in chunks if len(chunk)]
 
 
 def _packing(key_chunks: list[np.ndarray], ts_chunks: list[np.ndarray]) -> tuple | None:
