@@ -120,21 +120,19 @@ def targets(stats: Stats) -> list[Target]:
 
 
 def _pipelined_targets(stats: Stats) -> list[Target]:
-    """The merge pod on the shaped object store against max(download, compute, upload): the
-    link's limits for its bytes, and the same pod's time on local disk at the same CPUs."""
+    """The merge pod on the shaped object store against max(download, compute, upload): its
+    bytes moved on the same link and server with nothing computed (the download and upload
+    engines), and the same pod's time on local disk at the same CPUs."""
     what = "merge pod on the shaped object store <= 1.2x max(download, compute, upload)"
     out: list[Target] = []
     for cpus in cpu_counts(stats, "s3") or [0]:
         label = f"{what} at {cpus} CPU{'s' * (cpus > 1)}" if cpus else what
         ours, local = find(stats, "s3", "ours", cpus), find(stats, "pod_merge", "ours", cpus)
-        if ours is None or local is None or not ours.values("download_limit_s"):
+        down, up = find(stats, "s3", "download", cpus), find(stats, "s3", "upload", cpus)
+        if None in (ours, local, down, up):
             out.append((label, "not measured", None))
             continue
-        limits = {
-            "download": statistics.median(ours.values("download_limit_s")),
-            "compute": local.seconds,
-            "upload": statistics.median(ours.values("upload_limit_s")),
-        }
+        limits = {"download": down.seconds, "compute": local.seconds, "upload": up.seconds}
         bound = max(limits, key=lambda k: limits[k])
         r = ours.seconds / limits[bound]
         shown = ", ".join(f"{k} {_s(v)}" for k, v in limits.items())

@@ -45,15 +45,18 @@ Setup = Callable[[Spec], Work]
 class Engine:
     setup: Setup
     sorts: bool = True  # False: a plain concatenation, its events are not checked for order
+    writes: bool = True  # False: a limit that writes no answer (an import, a transfer)
 
 
 ENGINES: dict[str, dict[str, Engine]] = {case: {} for case in CASES}  # case -> name -> engine
 
 
-def engine(name: str, *cases: str, sorts: bool = True) -> Callable[[Setup], Setup]:
+def engine(
+    name: str, *cases: str, sorts: bool = True, writes: bool = True
+) -> Callable[[Setup], Setup]:
     def register(setup: Setup) -> Setup:
         for case in cases:
-            ENGINES[case][name] = Engine(setup, sorts)
+            ENGINES[case][name] = Engine(setup, sorts, writes)
         return setup
 
     return register
@@ -66,4 +69,4 @@ def fsync(*paths: str) -> None:
 
 
 # Registration order is the run order within a case.
-from . import ours, copy, duckdb, polars, python, s3fs  # noqa: E402, F401, I001
+from . import ours, copy, duckdb, polars, python, s3fs, transfer  # noqa: E402, F401, I001

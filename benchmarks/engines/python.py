@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import Spec, Work, engine
 
 
-@engine("import_pyarrow", "pod_process", sorts=False)
+@engine("import_pyarrow", "pod_process", writes=False)
 def import_pyarrow(spec: Spec) -> Work:
     import subprocess
     import sys

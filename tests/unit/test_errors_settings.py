@@ -70,3 +70,18 @@ def test_settings_from_the_environment_and_their_checks(monkeypatch):
     monkeypatch.delenv("WORKLOAD_ROW_GROUP_ROWS")
     with pytest.raises(ConfigError, match="unknown op"):
         Settings.load(op="median")
+
+
+def test_every_store_of_one_s3_root_shares_its_client(monkeypatch):
+    """botocore rewrites the config's retries in place when it makes a client; the options
+    of the next Store must not see that (it would miss fsspec's cache: a new session, ~0.2 s)."""
+    pytest.importorskip("s3fs")
+    from fsspec.asyn import sync
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached
+    settings = Settings.load(root="s3://bucket/tree")
+    first = settings.store()
+    sync(first.fs.loop, first.fs.set_session)  # makes the client: no request
+    assert settings.store().fs is first.fs

@@ -9,6 +9,7 @@ object (`Parts`: a PUT, or a multipart upload), driven by storage/upload.py.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from typing import Any
@@ -28,9 +29,13 @@ def configure(options: dict[str, Any]) -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and "endpoint_url" not in options:
         options["endpoint_url"] = endpoint
-    config = dict(options.get("config_kwargs") or {})
+    # A deep copy: botocore rewrites the client config's `retries` in place when it makes a
+    # client (max_attempts 3 -> total_max_attempts 4, botocore/args.py), so a shared dict made
+    # every later Store's options differ from the first's, missed fsspec's instance cache and
+    # paid a new session (about 0.2 s of a pod's first request) each time.
+    config = copy.deepcopy(dict(options.get("config_kwargs") or {}))
     for name, value in CONFIG.items():
-        config.setdefault(name, value)
+        config.setdefault(name, copy.deepcopy(value))
     if os.environ.get("AWS_MAX_ATTEMPTS"):  # botocore's own variable wins over ours
         config.pop("retries")
     options["config_kwargs"] = config
