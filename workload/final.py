@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 
-from . import __version__, command, errors, layout, ops, progress
+from . import __version__, budget, command, errors, layout, ops, progress
 from .errors import DataError, UsageError
 from .inputs import check_no_extra_input, input_files, open_inputs, read_manifest
 from .kernels.align import aligned
@@ -38,8 +38,6 @@ from .verify import public_totals
 from .workers import cpu_threads
 
 THREADS = 4  # reader threads at most; fewer when the pod has fewer CPUs (workers.cpu_threads)
-STREAM_ROWS = 1 << 20  # rows per batch, all inputs together, when the pod streams by key
-MIN_BATCH_ROWS = 8192
 
 
 def deepest_level(store: Store) -> int:
@@ -194,11 +192,11 @@ def _absorb_on_threads(state, *, opened, input_rows, metrics, settings) -> None:
 def _stream(store, state, *, by, opened, input_rows, metrics, settings) -> dict[str, dict]:
     """Walk every file in step by `by` and write the state's tables as its steps complete them;
     the sizes and sha256 of what was written, by file name."""
-    # Every input holds up to two batches in the walk: their rows in all stay within
-    # STREAM_ROWS (at 32 inputs, 32k rows each). 10M keys at 2 CPUs: 64k rows each peaked at
-    # 409 MB in 5.8 s, 32k at 320 MB in 7.5 s, 48k at 388 MB in 5.6 s: memory is the limit a
-    # pod hits, so the margin goes to memory.
-    rows = max(MIN_BATCH_ROWS, min(settings.batch_rows, STREAM_ROWS // max(len(opened), 1)))
+    # The rows in flight stay near budget.FINAL_ROWS (at 32 inputs, 16k rows each). 10M keys
+    # at 2 CPUs, fat steps (kernels/align.py): 1M rows in flight 4.6-4.9 s at 379-382 MB,
+    # 512k rows 4.0-4.9 s at 305-313 MB (thin steps, 1M rows: 7.1-8.0 s at 315-320 MB): memory
+    # is the limit a pod hits, so the margin goes to memory.
+    rows = budget.batch_rows(len(opened), settings.batch_rows, budget.FINAL_ROWS)
     streams = [(s.what, metrics.timed(s.batches(rows))) for s in opened.values()]
     written: dict[str, tuple] = {}
     with contextlib.ExitStack() as stack:

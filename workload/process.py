@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 
-from . import command, errors, layout, ops, progress
+from . import budget, command, errors, layout, ops, progress
 from .errors import InternalError, UsageError
 from .inputs import check_no_extra_input, input_files, open_inputs, read_manifest
 from .kernels.align import aligned
@@ -53,7 +53,8 @@ def _process(settings: Settings, file_number: int, level: int) -> dict:
     with metrics.timing("read_s"):
         opened = open_inputs(store, rels, settings.read_window, op.schema(level))
     cats = Categories()
-    streams = [(s.what, metrics.timed(s.batches(settings.batch_rows))) for s in opened]
+    rows = budget.batch_rows(len(opened), settings.batch_rows)  # fewer, the more inputs
+    streams = [(s.what, metrics.timed(s.batches(rows))) for s in opened]
     conserved: dict[str, list[int]] = {}  # name -> [in, out], added up as the pod goes
 
     with store.output(out_rel) as out:

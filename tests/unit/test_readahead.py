@@ -181,5 +181,6 @@ def test_the_window_shrinks_with_the_inputs_within_the_budget():
     assert window_per_input(big, 1) == big
     assert window_per_input(big, 2) == READ_AHEAD_BUDGET // 4 == 24 * 2**20
     assert window_per_input(big, 4) == READ_AHEAD_BUDGET // 8
-    assert window_per_input(big, 32) == window_per_input(big, 1000) == MIN_WINDOW
+    assert window_per_input(big, 32) == READ_AHEAD_BUDGET // 64 == 3 * 2**19
+    assert window_per_input(big, 64) == window_per_input(big, 1000) == MIN_WINDOW == 2**20
     assert window_per_input(10_000, 32) == 10_000  # never above what was asked for

@@ -59,6 +59,7 @@ class _Input:
         self._tables: list[pa.Table] = []  # the rows held, oldest first, never empty
         self._cols: list[list[np.ndarray]] = []  # their `by` columns as numpy
         self.rows = 0
+        self.batch_rows = 0  # rows of the latest batch pulled
         self._last: tuple | None = None
         self._row = 0  # rows pulled so far, for error messages
 
@@ -88,6 +89,7 @@ class _Input:
         self._tables.append(pa.Table.from_batches([batch]))
         self._cols.append(cols)
         self.rows += batch.num_rows
+        self.batch_rows = batch.num_rows
 
     def below(self, bound: tuple) -> int:
         """How many leading rows sort strictly below `bound`."""
@@ -159,6 +161,12 @@ def aligned(streams: Streams, by: Sequence[str], *, keep_empty: bool = False) ->
         parts = step([x.take(x.below(bound)) if x.rows else None for x in inputs])
         if parts is not None:
             yield parts
+        # Every input that gave rows to this step is topped up to more than one batch, not
+        # only the one whose last row was the bound: the next bound is then about a batch
+        # ahead for every input, and a step holds about one batch from each. Pulling only the
+        # bound's input made steps one batch in all whatever the fan-in, so that every step
+        # touched all k inputs for one batch of rows: at fan-in 32 and 8192-row batches, 3,936
+        # steps and 125k takes for 32M rows (18.3 s; 1.9 s of it in the merge's own calls).
         for x in live:
-            if x.last() == bound:
+            if x.last() == bound or x.rows < x.batch_rows:
                 x.pull()

@@ -17,9 +17,10 @@ READ_AHEAD_BUDGET (two per input), but never below MIN_WINDOW (`window_per_input
 keeps `read_window`, a level pod's two get 24 MiB windows (96 MiB in all: on an 8M-row pair
 its peak RSS on S3 went from 297 to 337-347 MB, where 32 MiB windows made it 358-380 MB, while
 the pod took half the time; before, one window per input was held and each fetch briefly held
-a window twice over), six or more get 8 MiB (the final pod's 32: 512 MiB at most, where one
-32 MiB window each was 1 GiB; its 1M-row inputs of 9.4 MB still cost a footer GET and two
-windows each). Windows never reach past a file's end.
+a window twice over), 8 get 6 MiB, the final pod's 32 get 1.5 MiB, and from 48 inputs on each
+gets MIN_WINDOW (64 inputs: 128 MiB). The floor was 8 MiB: 1 GiB of windows at fan-in 64. An
+input then costs its footer GET and about one GET per window: 2 + ceil(bytes / window).
+Windows never reach past a file's end.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ SHORT_READ_ATTEMPTS = 3
 FOOTER_READ = 64 * 1024  # Arrow's Parquet reader reads this much from a file's end first
 FIRST_WINDOW = 4 * 2**20  # an input's first data window: computing starts once it is in
 READ_AHEAD_BUDGET = 96 * 2**20  # all of a pod's windows, two per input (current and next)
-MIN_WINDOW = 8 * 2**20
+MIN_WINDOW = 2**20
 
 
 def window_per_input(window: int, inputs: int) -> int:
