@@ -1,4 +1,4 @@
-"""The `workload` console script, for people: generate | process | final | run | verify.
+"""The `workload` console script, for people: generate | process | final | run | plan | verify.
 
 The pods own their command lines (workload/process.py, workload/final.py); this imports them and
 is never imported by them.
@@ -59,6 +59,30 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--regenerate", action="store_true", help="write the input again")
 
+    n = sub.add_parser("plan", help="choose a run's shape for N files and predict its cost")
+    n.add_argument("--files", type=command.integer("--files", 1), required=True)
+    n.add_argument(
+        "--file-bytes", type=command.quantity("--file-bytes"), required=True, help="e.g. 14MB"
+    )
+    n.add_argument(
+        "--file-rows", type=command.integer("--file-rows", 1), help="(default: from the bytes)"
+    )
+    n.add_argument("--storage", default="oss", help="local | nas | oss | s3 (default oss)")
+    n.add_argument("--pod-cpu", type=command.number("--pod-cpu", 0.1), default=1.0)
+    n.add_argument(
+        "--pod-memory", type=command.quantity("--pod-memory"), default=2**31, help="default 2Gi"
+    )
+    n.add_argument("--parallelism", type=command.integer("--parallelism", 1), default=64)
+    n.add_argument(
+        "--fan-in", type=command.integer("--fan-in", 2), help="(default: the planner chooses)"
+    )
+    n.add_argument(
+        "--final-fan-in", type=command.integer("--final-fan-in", 1), default=32, help="default 32"
+    )
+    n.add_argument("--form", default="auto", help="auto | steps | dag")
+    n.add_argument("--op", type=command.op_name, default="merge")
+    n.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     v = sub.add_parser("verify", help="check ROOT/result against the generator's manifest")
     v.add_argument(
         "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
@@ -99,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = parser().parse_args(argv)
-        return {"generate": _generate, "run": _run, "verify": _verify}[args.command](args)
+        commands = {"generate": _generate, "run": _run, "plan": _plan, "verify": _verify}
+        return commands[args.command](args)
 
     return command.guard(go)
 
@@ -147,6 +172,29 @@ def _run(args: argparse.Namespace) -> int:
         regenerate=args.regenerate,
     )
     print(run_local.format_report(report))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from . import planner
+
+    request = planner.Request(
+        files=args.files,
+        file_bytes=args.file_bytes,
+        file_rows=args.file_rows,
+        storage=args.storage,
+        pod_memory_mb=args.pod_memory / 2**20,
+        pod_cpu=args.pod_cpu,
+        parallelism=args.parallelism,
+        fan_in=args.fan_in,
+        final_fan_in=args.final_fan_in,
+        form=args.form,
+        op=args.op,
+    )
+    plan = planner.choose(request)
+    print(json.dumps(planner.as_dict(plan), indent=2) if args.json else planner.describe(plan))
     return 0
 
 

@@ -72,6 +72,29 @@ def number(name: str, minimum: float = 0.0) -> Callable[[str], float]:
     return parse
 
 
+UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+UNITS |= {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def quantity(name: str) -> Callable[[str], int]:
+    """A byte count: 14000000, 14MB, 14M, 2Gi, 512Ki (decimal k/M/G/T, binary Ki/Mi/Gi/Ti, as
+    Kubernetes writes quantities; a trailing B is allowed)."""
+
+    def parse(text: str) -> int:
+        body = text.strip().lower().removesuffix("b")
+        digits = body.rstrip("kmgti")
+        unit = body[len(digits) :]
+        try:
+            value = float(digits) * UNITS[unit]
+        except (KeyError, ValueError):
+            raise UsageError(f"{name} must be a size like 14MB or 2Gi, got {text!r}") from None
+        if not math.isfinite(value) or value < 1:
+            raise UsageError(f"{name} must be at least one byte, got {text!r}")
+        return int(value)
+
+    return parse
+
+
 def op_name(text: str) -> str:
     """--op: a name from the ops registry or module:attribute (the op is resolved now)."""
     from . import ops
