@@ -67,9 +67,17 @@ def test_dag_tasks_depend_only_on_their_producers():
     assert deps["merge-data"] == ["l3-0", "l3-1"]
 
 
-def test_dag_form_refuses_more_tasks_than_argo_allows():
-    with pytest.raises(ValueError, match="would need 225 tasks; Argo allows 200"):
-        FORMS["dag"](Options(files=256))
+def test_past_200_pods_dag_tasks_run_chunks_of_pods_and_wait_for_their_producers():
+    """The CRD caps dag.tasks at 200: 256 files at fan-in 2 (224 level pods) run two pods per
+    task through withSequence; a task waits for the tasks writing its inputs."""
+    doc = FORMS["dag"](Options(files=256)).to_dict()
+    (main,) = [t for t in doc["spec"]["templates"] if t["name"] == "main"]
+    tasks = {t["name"]: t for t in main["dag"]["tasks"]}
+    assert len(tasks) == 128 // 2 + 64 // 2 + 32 // 2 + 1 <= 200
+    assert tasks["l1-0-1"]["withSequence"] == {"start": "0", "count": "2"}
+    assert tasks["l1-126-127"]["withSequence"] == {"start": "126", "count": "2"}
+    assert tasks["l2-2-3"]["dependencies"] == ["l1-4-5", "l1-6-7"]
+    assert tasks["merge-data"]["dependencies"] == [f"l3-{i}-{i + 1}" for i in range(0, 32, 2)]
 
 
 def test_every_pod_template_retries_by_the_same_strategy():

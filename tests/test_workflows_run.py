@@ -110,8 +110,12 @@ def test_steps_expand_to_the_seed_tree():
     assert [len(w) for w in waves] == [64, 32, 1]
     options = ["--root", "/mnt/vol", "--op", "merge", "--fan-in", "2"]
     metrics = ["--metrics-file", "/tmp/metrics.json"]
+    rest = [*options, *metrics]
     assert _argvs(waves)[:2] == [
-        [["python3", "process.py", str(i), str(level), *options, *metrics] for i in range(n)]
+        [
+            ["python3", "process.py", str(i), str(level), "--level-pods", str(n), *rest]
+            for i in range(n)
+        ]
         for level, n in ((1, 64), (2, 32))
     ]
     summary = ["--summary-file", "/tmp/summary.json"]
@@ -369,3 +373,56 @@ def test_secrets_resolve_like_the_kubelet():
     pod.env["OSS_ACCESS_KEY_SECRET"] = SecretRef("oss-credentials", "OSS_ACCESS_KEY_SECRET")
     with pytest.raises(ValueError, match="secret oss-credentials/OSS_ACCESS_KEY_SECRET"):
         resolve_env(pod, secrets)
+
+
+# -- at scale: the planner's manifests ---------------------------------------------------------
+def test_a_hundred_thousand_planned_shards_render_valid_manifests_within_the_status_limit():
+    from workload import planner
+    from workload.argo import status
+    from workload.argo.build import check_size, dag_chunk
+    from workload.argo.validate import validate
+
+    plan = planner.choose(planner.Request(files=100_000, file_bytes=14 * 10**6, storage="oss"))
+    options = Options(files=100_000, fan_in=plan.fan_in, metrics_output=plan.metrics_output)
+    pods = [options.plan.pods(level) for level in range(1, options.plan.levels + 1)] + [1]
+    for form in ("steps", "dag"):
+        manifest = FORMS[form](options)
+        doc = manifest.to_dict()
+        assert validate(doc) == [], form
+        check_size(manifest, options, form)  # raises past the limit
+        spec = len(json.dumps(doc, separators=(",", ":")))
+        size = status.size(pods, fan_in=plan.fan_in, form=form, spec_bytes=spec, outputs=False)
+        assert size.total_bytes < status.MAX_WORKFLOW_SIZE and size.nodes > 2 * sum(pods)
+    main = next(t for t in FORMS["dag"](options).to_dict()["spec"]["templates"] if "dag" in t)
+    assert len(main["dag"]["tasks"]) <= 200 and dag_chunk(options.plan) > 1
+
+
+@pytest.mark.parametrize("form", ["steps", "dag"])
+def test_a_thousand_planned_files_run_pod_by_pod_give_workload_runs_result(
+    form, tmp_path, image, reference
+):
+    """The 100,000-shard path scaled down: 1,000 files at fan-in 2 are 970 level pods, so the
+    DAG form runs chunked tasks (withSequence per task) past its 200 tasks."""
+    from workload.argo.build import dag_chunk
+
+    options = Options(files=1000, fan_in=2, metrics_output=False)
+    assert form == "steps" or dag_chunk(options.plan) > 1
+    root = str(tmp_path / "vol")
+    _inputs(root, 1000)
+    waves = _expand(form, options, root=root)
+    assert sum(len(w) for w in waves) == sum(options.plan.pods(lv) for lv in range(1, 6)) + 1
+    run(waves, image, in_process=True)
+    _check(root, 1000, reference)
+
+
+def test_a_workflow_wider_than_its_input_stops_at_its_first_level(tmp_path, image):
+    """`-p numbers` other than the input's width would change the tree: every level-1 pod
+    refuses at once (exit 2, not retried), naming the width and the input."""
+    root = str(tmp_path / "vol")
+    _inputs(root, 128)
+    waves = _expand("steps", root=root, numbers="5000")
+    assert len(waves[0]) == 5000
+    with pytest.raises(PodFailed) as failed:
+        run([waves[0][:1]], image, in_process=True)
+    assert failed.value.returncode == errors.EXIT_USAGE
+    assert "--level-pods 5000" in failed.value.stderr and "128 input files" in failed.value.stderr

@@ -111,6 +111,7 @@ class Plan:
     levels: list[Level]
     size: status.Size
     problems: list[str]  # the limits it breaks, one line each; empty when it fits
+    metrics_output: bool = True  # level pods' metrics as output parameters (else logs only)
 
     @property
     def pods(self) -> int:
@@ -176,8 +177,13 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         # data, like aggregate's partials, moves less than this).
         size, rows = level_bytes // pods, files * rows // pods
     spec = SPEC_BYTES[form] + (DAG_TASK_BYTES * tasks if form == "dag" else 0)
-    modelled = status.size([lv.pods for lv in levels], fan_in=fan_in, form=form, spec_bytes=spec)
-    plan = Plan(request, fan_in, form, levels, modelled, [])
+    shape_pods = [lv.pods for lv in levels]
+    outputs = True  # the level pods' metrics as output parameters, unless the status is full
+    modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec)
+    if not modelled.fits:
+        outputs = False
+        modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec, outputs=False)
+    plan = Plan(request, fan_in, form, levels, modelled, [], metrics_output=outputs)
     plan.problems = _problems(plan, storage, tasks)
     return plan
 
@@ -243,7 +249,8 @@ def describe(plan: Plan) -> str:
         f"{r.pod_cpu:g} CPU and {r.pod_memory_mb:.0f} MB, parallelism {r.parallelism}\n"
         f"fan-in {plan.fan_in}, {len(plan.levels) - 1} process levels, {plan.form} form, "
         f"{plan.pods:,} pods, {plan.size.nodes:,} nodes, workflow "
-        f"{plan.size.total_bytes / 2**10:,.0f} KiB of {status.MAX_WORKFLOW_SIZE >> 10:,} KiB\n"
+        f"{plan.size.total_bytes / 2**10:,.0f} KiB of {status.MAX_WORKFLOW_SIZE >> 10:,} KiB"
+        f"{'' if plan.metrics_output else ' (level pods metrics in logs only)'}\n"
     )
     store = STORAGE[r.storage].object_store
     rows = [("level", "files", "pods", "MB/pod", "GET/s", "PUT/s", "GB read", "est. s")]
@@ -262,16 +269,19 @@ def describe(plan: Plan) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    tail = (
-        f"makespan about {plan.makespan_s / 60:,.1f} min; {plan.bytes_moved / 1e12:,.2f} TB moved"
-    )
+    tail = f"makespan about {plan.makespan_s / 60:,.1f} min; {_bytes(plan.bytes_moved)} moved"
     return head + "\n".join(lines) + "\n" + tail
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 1e12:,.2f} TB" if n >= 1e12 else f"{n / 1e9:,.1f} GB"
 
 
 def as_dict(plan: Plan) -> dict:
     return {
         "fan_in": plan.fan_in,
         "form": plan.form,
+        "metrics_output": plan.metrics_output,
         "pods": plan.pods,
         "nodes": plan.size.nodes,
         "workflow_bytes": plan.size.total_bytes,

@@ -29,20 +29,31 @@ from .storage.parquet import Sink
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def process(settings: Settings, file_number: int, level: int) -> dict:
+def process(
+    settings: Settings, file_number: int, level: int, *, level_pods: int | None = None
+) -> dict:
     """Level-`level` pod `file_number`; its metrics record. An input whose bytes do not check
-    out is read once more before the pod fails (storage.reread_once)."""
+    out is read once more before the pod fails (storage.reread_once). `level_pods`: the pods
+    the workflow started at this level, which must be what the input gives (UsageError)."""
     layout.check_positive("level", level, minimum=1)
     layout.check_positive("file_number", file_number, minimum=0)
-    return reread_once(lambda: _process(settings, file_number, level))
+    return reread_once(lambda: _process(settings, file_number, level, level_pods))
 
 
-def _process(settings: Settings, file_number: int, level: int) -> dict:
+def _process(settings: Settings, file_number: int, level: int, level_pods: int | None) -> dict:
     op = ops.get(settings.op)
     store = settings.store()
     manifest = read_manifest(store)
     input_count = input_files(store, manifest)
     files = layout.files_at(level, input_count, settings.fan_in)
+    if level_pods is not None and level_pods != layout.pods(files, settings.fan_in):
+        # A workflow wider or narrower than its input (`-p numbers`) would change the tree:
+        # every pod of the level stops at once, before any work, and is not retried.
+        raise UsageError(
+            f"--level-pods {level_pods}: level {level} holds {files} files, so "
+            f"{layout.pods(files, settings.fan_in)} pods at fan-in {settings.fan_in} "
+            f"(from {input_count} input files); render the workflow for this input"
+        )
     rels = layout.inputs(level, file_number, files, settings.fan_in)
     last_pod = file_number == layout.pods(files, settings.fan_in) - 1
     if level == 1 and manifest is not None and last_pod:
@@ -130,6 +141,11 @@ def parser(prog: str = "python -m workload.process") -> argparse.ArgumentParser:
         help="pod index within its level (default: $AWS_BATCH_JOB_ARRAY_INDEX, for array jobs)",
     )
     p.add_argument("level", nargs="?", help="level to read (1 reads the input files)")
+    p.add_argument(
+        "--level-pods",
+        type=command.integer("--level-pods", 1),
+        help="pods the workflow runs at this level: refused (exit 2) unless the input gives it",
+    )
     command.pod_options(p)
     return p
 
@@ -154,7 +170,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m workload.proc
         settings = command.settings(args)
         log(settings.describe())
         progress.arm(settings.stall_seconds, errors.EXIT_TRANSIENT)
-        emit(process(settings, file_number, level), settings.metrics_file)
+        record = process(settings, file_number, level, level_pods=args.level_pods)
+        emit(record, settings.metrics_file)
 
     return command.guard(go)
 

@@ -24,20 +24,56 @@ def golden(folder: Path = DEFAULT_OUT) -> dict[str, Path]:
 def _options(args: argparse.Namespace):
     from .build import Options
 
+    planned = _plan(args.plan) if getattr(args, "plan", None) else {}
     given = {f.name: getattr(args, f.name) for f in fields(Options) if getattr(args, f.name, None)}
-    return Options(**given)
+    if getattr(args, "no_metrics_output", False):
+        given["metrics_output"] = False
+    return Options(**{**planned, **given})
+
+
+def _plan(path: Path) -> dict:
+    """The Options a plan fixes (`workload plan --json > plan.json`)."""
+    import json
+
+    from workload.errors import ConfigError
+
+    try:
+        plan = json.loads(Path(path).read_text())
+        request = plan["request"]
+        return {
+            "files": int(request["files"]),
+            "fan_in": int(plan["fan_in"]),
+            "final_fan_in": int(request["final_fan_in"]),
+            "metrics_output": bool(plan["metrics_output"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        what = type(exc).__name__
+        raise ConfigError(
+            f"--plan {path}: not a plan from `workload plan --json` ({what})"
+        ) from None
 
 
 def render(args: argparse.Namespace) -> int:
-    from .build import FORMS
+    from workload.errors import WorkloadError
 
-    options = _options(args)
+    from .build import FORMS, check_size
+
+    try:
+        options = _options(args)
+        manifests = {
+            form: FORMS[form](options) for form in ((args.form,) if args.form else FORM_NAMES)
+        }
+        for form, manifest in manifests.items():
+            check_size(manifest, options, form)
+    except WorkloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.form:
-        sys.stdout.write(FORMS[args.form](options).to_yaml())
+        sys.stdout.write(manifests[args.form].to_yaml())
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     for form, path in golden(args.out).items():
-        path.write_text(FORMS[form](options).to_yaml())
+        path.write_text(manifests[form].to_yaml())
         print(f"wrote {path}")
     return 0
 
@@ -115,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             dest="final_fan_in",
             type=int,
             help="files the final pod reads at most (default 32)",
+        )
+        p.add_argument("--plan", type=Path, help="a plan from `workload plan --json`")
+        p.add_argument(
+            "--no-metrics-output",
+            action="store_true",
+            help="level pods keep their metrics in their logs, not as output parameters",
         )
         p.add_argument("--image", help="container image")
         p.add_argument("--root", help="root path or URL in the pods (default /mnt/vol)")

@@ -18,6 +18,7 @@ write its inputs, so one slow pod never holds back the whole next level.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from hera.workflows import (
@@ -87,6 +88,10 @@ class Options:
     final_cpu: str = "1"
     final_memory: str = "2Gi"
     ttl_seconds: int = 24 * 3600
+    # The level pods' metrics line as an output parameter: Argo stores it on two nodes per pod
+    # (about half of a finished run's status by argo/status.py's model), and nothing in the
+    # workflow reads it; off, the pods still print it in their logs.
+    metrics_output: bool = True
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "workload"})
 
     @property
@@ -292,21 +297,25 @@ def _pod_options(o: Options) -> list[str]:
 
 
 def templates(o: Options) -> tuple[Container, Container]:
+    metrics = ["--metrics-file", METRICS] if o.metrics_output else []
     process = _container(
         o,
         "process-data",
-        ["file_number", "level"],
+        ["file_number", "level", "pods"],
         [
             "process.py",
             _in("file_number"),
             _in("level"),
+            "--level-pods",
+            _in("pods"),
             *_pod_options(o),
-            "--metrics-file",
-            METRICS,
+            *metrics,
         ],
         outputs=[
             Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS, default=OUTPUT_DEFAULT))
-        ],
+        ]
+        if o.metrics_output
+        else None,
     )
     merge = _container(
         o,
@@ -386,10 +395,16 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
         process, merge = templates(o)
         with Steps(name="main", fail_fast=True if o.fail_fast else None):
             for level in range(1, plan.levels + 1):
+                pods = pods_expression(level, o.fan_in)
                 process(
                     name=f"process-data-l{level}",
-                    arguments={"file_number": "{{item}}", "level": str(level), **_resources(level)},
-                    with_sequence=m.Sequence(count=m.IntOrString(pods_expression(level, o.fan_in))),
+                    arguments={
+                        "file_number": "{{item}}",
+                        "level": str(level),
+                        "pods": pods,
+                        **_resources(level),
+                    },
+                    with_sequence=m.Sequence(count=m.IntOrString(pods)),
                 )
             # Without process levels the final pod reads the input files themselves.
             final = pods_expression(plan.levels, o.fan_in) if plan.levels else str(o.files)
@@ -400,29 +415,49 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
     return wt
 
 
+def dag_chunk(plan: layout.Plan) -> int:
+    """Pods per DAG task: 1 (a task per pod) when the tree fits MAX_DAG_TASKS tasks, else the
+    smallest number of consecutive pods per task that fits."""
+    pods = [plan.pods(level) for level in range(1, plan.levels + 1)]
+    chunk = 1
+    while sum(math.ceil(n / chunk) for n in pods) + 1 > MAX_DAG_TASKS:
+        chunk += 1
+    return chunk
+
+
 def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> WorkflowTemplate:
-    """One task per pod; level L+1 pod i waits only for the level-L pods writing its inputs."""
+    """Level L+1 waits only for the level-L pods writing its inputs. Up to MAX_DAG_TASKS pods
+    in all, one task per pod. Beyond (the CRD caps dag.tasks at 200 per DAG), each task runs
+    `chunk` consecutive pods through withSequence, and a task waits for the tasks whose pods
+    write its inputs: with the same chunk at every level, chunk j of level L+1 reads what
+    chunks j*k .. j*k+k-1 of level L write (100,000 files at fan-in 16: 6,666 pods in 197
+    tasks of up to 34 pods)."""
     plan = o.plan
-    tasks = sum(plan.pods(level) for level in range(1, plan.levels + 1)) + 1
-    if tasks > MAX_DAG_TASKS:
-        raise ValueError(
-            f"the dag form would need {tasks} tasks; Argo allows {MAX_DAG_TASKS} per DAG. "
-            "Use the steps form, a larger --fan-in, or fewer files per run."
-        )
+    chunk = dag_chunk(plan)
     with WorkflowTemplate(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
         process, merge = templates(o)
         with DAG(name="main"):
             previous: list[str] = []
             for level in range(1, plan.levels + 1):
-                current = []
-                for i in range(plan.pods(level)):
-                    task = f"l{level}-{i}"
-                    producers = previous[i * o.fan_in : (i + 1) * o.fan_in]
-                    process(
-                        name=task,
-                        arguments={"file_number": str(i), "level": str(level), **_resources(level)},
-                        dependencies=producers or None,
+                current, pods = [], plan.pods(level)
+                for first in range(0, pods, chunk):
+                    j = first // chunk
+                    task = (
+                        f"l{level}-{j}" if chunk == 1 else f"l{level}-{first}-{first + chunk - 1}"
                     )
+                    count = min(chunk, pods - first)
+                    args = {"level": str(level), "pods": str(pods), **_resources(level)}
+                    if chunk == 1:
+                        where: dict = {"arguments": {"file_number": str(first), **args}}
+                    else:
+                        where = {
+                            "arguments": {"file_number": "{{item}}", **args},
+                            "with_sequence": m.Sequence(
+                                start=str(first), count=m.IntOrString(str(count))
+                            ),
+                        }
+                    producers = previous[j * o.fan_in : (j + 1) * o.fan_in]
+                    process(name=task, dependencies=producers or None, **where)
                     current.append(task)
                 previous = current
             merge(
@@ -453,6 +488,32 @@ def standalone_workflow(o: Options = Options()) -> Workflow:
     w = Workflow(generate_name=f"{TEMPLATE_NAME}-", arguments=parameters(o), **_spec(o))
     w.templates = wt.templates
     return w
+
+
+def check_size(manifest, o: Options, form: str) -> None:
+    """Refuse a manifest whose finished run would outgrow one Workflow object by the node model
+    (argo/status.py): Argo would end the run in Error at that size (no status offload assumed).
+    Its spec counts as rendered (a Workflow of a template holds the template's spec in its
+    status, storedWorkflowTemplateSpec)."""
+    from workload.errors import ConfigError
+
+    from . import status
+
+    plan = o.plan
+    pods = [plan.pods(level) for level in range(1, plan.levels + 1)] + [1]
+    spec = manifest if form != "workflow" else steps_template(o)
+    spec_bytes = len(json.dumps(spec.to_dict(), separators=(",", ":")))
+    shape = "dag" if form == "dag" else "steps"
+    size = status.size(
+        pods, fan_in=o.fan_in, form=shape, spec_bytes=spec_bytes, outputs=o.metrics_output
+    )
+    if not size.fits:
+        raise ConfigError(
+            f"{form} form for {o.files} files at fan-in {o.fan_in}: {size.nodes} nodes, "
+            f"{size.total_bytes / 2**20:.2f} MiB with status compressed, over Argo's "
+            f"MAX_WORKFLOW_SIZE of 1 MiB; see `workload plan` (a larger --fan-in, or "
+            f"--no-metrics-output)"
+        )
 
 
 FORMS = {

@@ -188,7 +188,7 @@ def nodes(
     return out
 
 
-SAMPLE_PODS = 1000  # pods of a level modelled node by node; the rest scaled from them
+SAMPLE_PODS = 256  # pods of a level modelled node by node; the rest scaled from them
 
 
 def _encoded(listed: list[dict]) -> tuple[int, int]:
