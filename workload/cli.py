@@ -1,4 +1,5 @@
-"""The `workload` console script, for people: generate | process | final | run | plan | verify.
+"""The `workload` console script, for people: generate | process | final | run | plan |
+simulate | verify.
 
 The pods own their command lines (workload/process.py, workload/final.py); this imports them and
 is never imported by them.
@@ -83,6 +84,16 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--op", type=command.op_name, default="merge")
     n.add_argument("--json", action="store_true", help="print the plan as JSON")
 
+    from . import simulate  # plan's options (-h and --json too), then the simulator's own
+
+    m = sub.add_parser(
+        "simulate",
+        parents=[n],
+        add_help=False,
+        help="play the plan's run out event by event: per-level times, a pod timeline",
+    )
+    simulate.arguments(m)
+
     v = sub.add_parser("verify", help="check ROOT/result against the generator's manifest")
     v.add_argument(
         "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
@@ -123,7 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = parser().parse_args(argv)
-        commands = {"generate": _generate, "run": _run, "plan": _plan, "verify": _verify}
+        commands = {
+            "generate": _generate,
+            "run": _run,
+            "plan": _plan,
+            "simulate": _simulate,
+            "verify": _verify,
+        }
         return commands[args.command](args)
 
     return command.guard(go)
@@ -175,12 +192,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace) -> int:
-    import json
-
+def _request(args: argparse.Namespace, **extra):
+    """`plan`'s and `simulate`'s options as a planner.Request."""
     from . import planner
 
-    request = planner.Request(
+    return planner.Request(
         files=args.files,
         file_bytes=args.file_bytes,
         file_rows=args.file_rows,
@@ -192,10 +208,24 @@ def _plan(args: argparse.Namespace) -> int:
         final_fan_in=args.final_fan_in,
         form=args.form,
         op=args.op,
+        **extra,
     )
-    plan = planner.choose(request)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from . import planner
+
+    plan = planner.choose(_request(args))
     print(json.dumps(planner.as_dict(plan), indent=2) if args.json else planner.describe(plan))
     return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from . import planner, simulate
+
+    return simulate.main(planner.choose(_request(args, rates=simulate.rates(args))), args)
 
 
 def _verify(args: argparse.Namespace) -> int:

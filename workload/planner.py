@@ -3,7 +3,8 @@
 For N input files of B bytes it tries each fan-in and keeps the plans that fit every limit:
 - memory: each pod's projected peak (budget.project) within the pod's memory, with headroom;
 - Argo: the finished Workflow's size by the node model (argo/status.py) within
-  MAX_WORKFLOW_SIZE, without node status offload; a DAG within the CRD's 200 tasks;
+  MAX_WORKFLOW_SIZE, without node status offload (a DAG past the CRD's 200 tasks runs chunks
+  of pods per task: argo/build.py, dag_chunk);
 - storage: requests per second per prefix within the store's limits (every level's files share
   one prefix, l{L}/, and their names are sequential).
 Of those it picks the shortest predicted makespan (then the fewest bytes moved), and prints
@@ -128,6 +129,8 @@ class Plan:
 
 
 def _form(request: Request, tasks: int) -> str:
+    """auto: the dag form while every pod is a task of its own (it waits for exactly its
+    producers), else the steps form."""
     if request.form != "auto":
         return request.form
     return "dag" if tasks <= MAX_DAG_TASKS else "steps"
@@ -176,7 +179,7 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         # The next level's files: the merge op rewrites every row (an op that shrinks its
         # data, like aggregate's partials, moves less than this).
         size, rows = level_bytes // pods, files * rows // pods
-    spec = SPEC_BYTES[form] + (DAG_TASK_BYTES * tasks if form == "dag" else 0)
+    spec = SPEC_BYTES[form] + (DAG_TASK_BYTES * min(tasks, MAX_DAG_TASKS) if form == "dag" else 0)
     shape_pods = [lv.pods for lv in levels]
     outputs = True  # the level pods' metrics as output parameters, unless the status is full
     modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec)
@@ -184,7 +187,7 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         outputs = False
         modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec, outputs=False)
     plan = Plan(request, fan_in, form, levels, modelled, [], metrics_output=outputs)
-    plan.problems = _problems(plan, storage, tasks)
+    plan.problems = _problems(plan, storage)
     return plan
 
 
@@ -195,7 +198,7 @@ def budget_window(inputs: int) -> int:
     return window_per_input(Settings().read_window, inputs)
 
 
-def _problems(plan: Plan, storage: Storage, tasks: int) -> list[str]:
+def _problems(plan: Plan, storage: Storage) -> list[str]:
     request, out = plan.request, []
     allowed = request.pod_memory_mb * MEMORY_HEADROOM
     for lv in plan.levels:
@@ -214,8 +217,6 @@ def _problems(plan: Plan, storage: Storage, tasks: int) -> list[str]:
                     f"request rate: level {lv.level} would make {rate:.0f} {kind}/s under one "
                     f"prefix, over {request.storage}'s {limit:.0f}/s"
                 )
-    if plan.form == "dag" and tasks > MAX_DAG_TASKS:
-        out.append(f"dag form: {tasks} tasks, over the CRD's {MAX_DAG_TASKS} per DAG")
     if not plan.size.fits:
         out.append(
             f"workflow size: {plan.size.total_bytes / 2**20:.2f} MiB with {plan.size.nodes} "

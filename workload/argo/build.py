@@ -453,7 +453,7 @@ def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> 
                         where = {
                             "arguments": {"file_number": "{{item}}", **args},
                             "with_sequence": m.Sequence(
-                                start=str(first), count=m.IntOrString(str(count))
+                                start=m.IntOrString(str(first)), count=m.IntOrString(str(count))
                             ),
                         }
                     producers = previous[j * o.fan_in : (j + 1) * o.fan_in]
