@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STAMP = "bench-stamp.json"
+FAN_INS = (2, 4, 8, 16, 32, 64)  # the fan_in case's (workload.planner.FAN_INS)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def _tree(
     events: Dataset, job: Inputs, sparse: Dataset, tiny: Dataset
 ) -> dict[str, tuple[Inputs, ...]]:
     """The pod pair is files 0 and 1, the final pod reads files 0..31 (of `events`, and of
-    `sparse`, whose keys are too many for the final pod's dense slots)."""
+    `sparse`, whose keys are too many for the final pod's dense slots); the fan_in case's pod
+    reads files 0..k-1 at each fan-in k of FAN_INS the dataset has files for."""
     pair = (Inputs(events, 2),)
     return {
         "pod_merge": pair,
@@ -65,6 +67,7 @@ def _tree(
         "job": (job,),
         "pod_process": (Inputs(tiny, 2),),
         "s3": pair,
+        "fan_in": tuple(Inputs(events, k) for k in FAN_INS if k <= events.files),
     }
 
 

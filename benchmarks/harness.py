@@ -7,9 +7,14 @@ child its outputs are checked (checks.py) and compared with the other engines' o
 repeat; a failed check is recorded in the CSV, stops that case, and makes the run exit 1 once
 the results are written: numbers from engines that disagree mean nothing.
 
-S3 (the s3 case): moto's server with workload.testing.proxy.FaultProxy in front, without rules:
-the children get the proxy as AWS_ENDPOINT_URL, so every request they make is counted there, at
-the server; setup and checks talk to moto directly and are never counted.
+S3 (the s3 case, and the fan_in case's s3 variants): moto's server with
+workload.testing.proxy.FaultProxy in front, without rules: the children get the proxy as
+AWS_ENDPOINT_URL, so every request they make is counted there, at the server; setup and checks
+talk to moto directly and are never counted.
+
+The fan_in case: the merge pod at each fan-in k of data.FAN_INS (level-1 pod 0, l1/0..k-1), on
+local disk ("local-k") and on S3 ("s3-k"), each row with the memory model's projection for that
+very pod (`projected_mb`: workload.budget.project over its inputs' bytes and rows).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from .engines import CASES, ENGINES, Spec
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MEASURED = ["timestamp", "scale", "case", "engine", "variant", "cpus", "repeat", "inputs", "rows"]
-MEASURED += ["rows_per_input", "bytes_in", "bytes_out", "seconds", "peak_rss_mb", "check"]
+MEASURED += ["rows_per_input", "bytes_in", "bytes_out", "seconds", "peak_rss_mb"]
+MEASURED += ["projected_mb", "check"]  # projected_mb: fan_in, workload.budget.project's total
 S3_COLUMNS = ["requests", "gets", "range_gets", "heads", "lists", "puts", "multipart_uploads"]
 S3_COLUMNS += ["upload_parts", "bytes_served", "bytes_received", "input_gets"]
 S3_COLUMNS += ["input_get_targets", "uploads_per_output_ok", "error_responses"]
@@ -52,6 +58,10 @@ ENVIRONMENT = [f"{name}_version" for name in LIBRARIES]
 ENVIRONMENT += ["python_version", "cpu_model", "cores", "memory_gb"]
 COLUMNS = MEASURED + S3_COLUMNS + ENVIRONMENT
 BUCKET, S3_PREFIX = "bench", "pair"  # the s3 inputs: bench/pair/l1/{0,1}.parquet + manifest
+# The cases on S3, and the prefix their inputs are uploaded under (once per case: the largest
+# inputs of its S3 runs; bench/fan_in/l1/0..63.parquet at the default scale).
+S3_PREFIXES = {"s3": S3_PREFIX, "fan_in": "fan_in"}
+STORAGES = ("local", "s3")  # the fan_in case's variants: f"{storage}-{fan_in}"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
 CREDENTIALS |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
 WINDOW = 32 * 2**20  # workload's read window (Settings.read_window)
@@ -174,8 +184,16 @@ class Run:
 
 
 def plan(case: str, scale: Scale, engines: list[str], cpus: int = 0) -> list[Run]:
-    """The runs of one repeat, in order (rss: ours only, merge and aggregate on each size)."""
+    """The runs of one repeat, in order (rss: ours only, merge and aggregate on each size;
+    fan_in: ours only, each fan-in on local disk, then each on S3)."""
     engines = [e for e in ENGINES[case] if not engines or e in engines]
+    if case == "fan_in":
+        return [
+            Run(e, inputs, f"{storage}-{inputs.count}", cpus)
+            for storage in STORAGES
+            for inputs in scale.cases[case]
+            for e in engines
+        ]
     if case == "rss":
         ops = ("merge", "aggregate") if "ours" in engines else ()
         return [Run("ours", pair, op, cpus) for pair in scale.cases[case] for op in ops]
@@ -212,12 +230,12 @@ class Bench:
             try:
                 for run in runs:  # the answers wanted, then a warm page cache: before timing
                     self.expected(run.inputs, kind(case, run.variant, run.engine))
-                for inputs in dict.fromkeys(r.inputs for r in runs):
-                    data.warm(self.paths(inputs))
-                with s3_server() if case == "s3" else contextlib.nullcontext((None, None)) as s3:
+                data.warm(list(dict.fromkeys(p for r in runs for p in self.paths(r.inputs))))
+                remote = [r.inputs for r in runs if on_s3(case, r)]
+                with s3_server() if remote else contextlib.nullcontext((None, None)) as s3:
                     self.proxy, self.client = s3
-                    if case == "s3":
-                        self.upload(runs[0].inputs)
+                    if remote:  # the inputs of every S3 run: the most files any one reads
+                        self.upload(max(remote, key=lambda i: i.count), S3_PREFIXES[case])
                     self.repeats(case, runs)
             except CaseFailed as exc:
                 self.failures.append(str(exc))
@@ -254,9 +272,13 @@ class Bench:
             for run, row, _ in measured:
                 row["check"] = "; ".join(problems[run.name]) or "ok"
                 self.rows.append(row)
+                projected = (
+                    f" (projected {row['projected_mb']:.0f})" if "projected_mb" in row else ""
+                )
                 log(
                     f"{case:<14} {repeat}/{self.settings.repeats} {run.name:<24} "
-                    f"{row['seconds']:9.3f} s {row['peak_rss_mb']:8.1f} MB  {row['check']}"
+                    f"{row['seconds']:9.3f} s {row['peak_rss_mb']:8.1f} MB{projected}  "
+                    f"{row['check']}"
                 )
             bad = [f"{case}/{r.name}: {row['check']}" for r, row, _ in measured if problems[r.name]]
             if bad:
@@ -270,12 +292,13 @@ class Bench:
         # writes lands in the cache).
         (work / "l1").symlink_to((self.roots[run.inputs.dataset] / "l1").resolve())
         files, env, counts = self.paths(run.inputs), child_env(run.cpus), {}
-        if case == "s3":
-            keys = s3_keys(run.inputs)
-            inputs, root = [f"{BUCKET}/{k}" for k in keys], f"s3://{BUCKET}/{S3_PREFIX}"
+        remote = on_s3(case, run)
+        if remote:
+            keys = s3_keys(run.inputs, S3_PREFIXES[case])
+            inputs, root = [f"{BUCKET}/{k}" for k in keys], f"s3://{BUCKET}/{S3_PREFIXES[case]}"
             out = f"{BUCKET}/{run.name}"
             env |= {**CREDENTIALS, "AWS_ENDPOINT_URL": self.proxy.url}
-            for prefix in (f"{S3_PREFIX}/l2/", f"{run.name}/"):
+            for prefix in (f"{S3_PREFIXES[case]}/l2/", f"{run.name}/"):
                 listed = self.client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
                 for item in listed.get("Contents", []):
                     self.client.delete_object(Bucket=BUCKET, Key=item["Key"])
@@ -291,18 +314,20 @@ class Bench:
             variant=run.variant,
             dataset=asdict(run.inputs.dataset),
             final_fan_in=self.scale.job_final_fan_in if case == "job" else None,
-            endpoint=self.proxy.url if case == "s3" else "",
+            endpoint=self.proxy.url if remote else "",
             cpus=run.cpus,
         )
         record = run_child(spec, env, work, self.settings.timeout)
-        if case == "s3":
+        if case == "fan_in":
+            counts["projected_mb"] = projected_mb(files, object_store=remote)
+        if remote:
             sizes = {k: p.stat().st_size for k, p in zip(keys, files, strict=True)}
-            counts = summarize(self.proxy.transfers, sizes, [s3_key(o) for o in record["outputs"]])
+            counts |= summarize(self.proxy.transfers, sizes, [s3_key(o) for o in record["outputs"]])
             counts |= link_limits(self.proxy.link, sizes, counts["bytes_received"])
         try:
             outputs = record["outputs"]
-            sources = [self.fetch(o) for o in outputs] if case == "s3" else outputs
-            size = len if case == "s3" else os.path.getsize
+            sources = [self.fetch(o) for o in outputs] if remote else outputs
+            size = len if remote else os.path.getsize
             bytes_out, checked = sum(map(size, sources)), self.check(case, run, sources)
         except Exception as exc:  # a missing or unreadable output is a failed check, not a crash
             bytes_out, checked = 0, checks.Checked([f"output unreadable: {exc!r}"])
@@ -360,11 +385,11 @@ class Bench:
         return data.paths(self.roots[inputs.dataset], inputs)
 
     # -- S3 ---------------------------------------------------------------------------------
-    def upload(self, inputs: Inputs) -> None:
+    def upload(self, inputs: Inputs, prefix: str = S3_PREFIX) -> None:
         root = self.roots[inputs.dataset]
-        for path, key in zip(self.paths(inputs), s3_keys(inputs), strict=True):
+        for path, key in zip(self.paths(inputs), s3_keys(inputs, prefix), strict=True):
             self.client.upload_file(str(path), BUCKET, key)
-        manifest = f"{S3_PREFIX}/l1/_manifest.json"
+        manifest = f"{prefix}/l1/_manifest.json"
         self.client.upload_file(str(root / "l1/_manifest.json"), BUCKET, manifest)
 
     def fetch(self, output: str) -> Any:
@@ -374,13 +399,43 @@ class Bench:
         return pa.py_buffer(body)
 
 
+EVENT_CASES = ("pod_merge", "pod_process", "s3", "fan_in")  # their engines write events
+
+
 def kind(case: str, variant: str, engine: str = "") -> str:
     """What a case's engines write: events, partials or results (or nothing to check)."""
     if engine and not ENGINES[case][engine].writes:
         return "nothing"
-    if case in ("pod_merge", "pod_process", "s3") or variant == "merge" or engine == "copy":
+    if case in EVENT_CASES or variant == "merge" or engine == "copy":
         return "events"
     return "partials" if case == "pod_aggregate" or variant == "aggregate" else "results"
+
+
+def on_s3(case: str, run: Run) -> bool:
+    """Whether a run reads and writes S3: every run of the s3 case, fan_in's "s3-k" variants."""
+    return case == "s3" or (case == "fan_in" and run.variant.startswith("s3-"))
+
+
+def projected_mb(files: list[Path], object_store: bool) -> float:
+    """workload.budget.project's total for the merge pod reading `files` (level-1 pod 0 at
+    fan-in len(files)) with the settings the child runs with (workload's defaults: the child's
+    environment has no WORKLOAD_*): the events' decoded row width, the largest input's bytes
+    and its rows."""
+    import pyarrow.parquet as pq
+
+    from workload import budget, ops
+    from workload.settings import Settings
+
+    largest = max(files, key=lambda p: p.stat().st_size)
+    parts = budget.project(
+        fan_in=len(files),
+        row_bytes=budget.row_width(ops.get("merge").schema(1)),
+        file_bytes=largest.stat().st_size,
+        file_rows=pq.read_metadata(largest).num_rows,
+        object_store=object_store,
+        settings=Settings(fan_in=len(files)),
+    )
+    return round(sum(parts.values()), 1)
 
 
 def link_limits(link, inputs: dict[str, int], uploaded: int) -> dict:
@@ -414,8 +469,8 @@ def s3_server():
         yield proxy, client
 
 
-def s3_keys(inputs: Inputs) -> list[str]:
-    return [f"{S3_PREFIX}/l1/{i}.parquet" for i in range(inputs.count)]
+def s3_keys(inputs: Inputs, prefix: str = S3_PREFIX) -> list[str]:
+    return [f"{prefix}/l1/{i}.parquet" for i in range(inputs.count)]
 
 
 def s3_key(output: str) -> str:

@@ -2,7 +2,8 @@
 
 Per scale: the targets and whether each holds, then one table per case (median and min-max
 seconds over the repeats, median peak RSS, ratios), a time plot (median with min-max error bars
-per case and engine) and, when measured, RSS against rows per input.
+per case and engine) and, when measured, RSS against rows per input and (fan_in) the merge pod's
+RSS against its fan-in beside workload.budget.project's projection.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import SCALES
+from .data import FAN_INS, SCALES
 
 PEERS = ("duckdb", "polars")
 TIMED_CASES = ("pod_merge", "pod_aggregate", "final", "final_10m", "job", "pod_process", "s3")
@@ -26,6 +27,7 @@ TITLES = {
     "pod_process": "pod_process: a whole pod process on 2 x 10 rows (its fixed cost)",
     "rss": "rss: one pod's peak RSS against its input size",
     "s3": "s3: one merge pod on S3 (moto behind a shaped link), requests counted at the server",
+    "fan_in": "fan_in: the merge pod at each fan-in, local and on S3, against budget.project",
 }
 # (target, case, CPUs (0: every count measured), ours against: an engine, "peer" = the faster
 # of DuckDB/Polars, or None = an absolute limit in seconds; the limit). Issue 11's targets.
@@ -40,6 +42,11 @@ TIME_TARGETS = [
     ("a whole pod process on tiny inputs <= 0.18 s", "pod_process", 0, None, 0.18),
 ]
 FINAL_RSS_MB, LIMIT_RSS_MB = 400, 300
+FAN_IN_RSS_MB, PROJECTION_OVER = (
+    400,
+    1.4,
+)  # fan_in: a pod's limit; the projection's margin (tests/test_memory.py: 1.4x)
+STORAGE_NAMES = {"local": "local", "s3": "on S3"}
 Target = tuple[str, str, bool | None]  # (what, measured, holds; None = not measured)
 
 
@@ -107,6 +114,21 @@ def by_op(stats: Stats) -> dict[str, dict[int, Stat]]:
     return dict(sorted(out.items()))
 
 
+def by_fan_in(stats: Stats) -> dict[tuple[str, int, int], Stat]:
+    """The fan_in case: {(storage, fan-in, CPUs): stat}, local first, fan-ins ascending."""
+    found = {}
+    for (case, _, variant, _, cpus), stat in stats.items():
+        if case == "fan_in":
+            storage, _, k = variant.rpartition("-")
+            found[storage, int(k), cpus] = stat
+    order = list(STORAGE_NAMES)
+    return dict(sorted(found.items(), key=lambda kv: (kv[0][2], order.index(kv[0][0]), kv[0][1])))
+
+
+def projected(stat: Stat) -> float:
+    return statistics.median(stat.values("projected_mb"))
+
+
 # -- targets ---------------------------------------------------------------------------------
 def targets(stats: Stats) -> list[Target]:
     out: list[Target] = []
@@ -116,7 +138,7 @@ def targets(stats: Stats) -> list[Target]:
             label = f"{what} at {cpus} CPU{'s' * (cpus > 1)}" if cpus else what
             out.append(_target(stats, label, case, cpus, against, limit))
     out += _rss_targets(by_op(stats)) + _s3_targets(find(stats, "s3", "ours"))
-    return out + _pipelined_targets(stats)
+    return out + _pipelined_targets(stats) + _fan_in_targets(by_fan_in(stats))
 
 
 def _pipelined_targets(stats: Stats) -> list[Target]:
@@ -172,6 +194,39 @@ def _rss_targets(ops: dict[str, dict[int, Stat]]) -> list[Target]:
         measured = f"{growth:+.0%} ({lo.rss:.0f} -> {hi.rss:.0f} MB)"
         out.append((what + " per input", measured, growth < 0.2))
     return out
+
+
+def _fan_in_targets(points: dict[tuple[str, int, int], Stat]) -> list[Target]:
+    """The merge pod's peak RSS (every repeat) under the pod limit at every fan-in of FAN_INS,
+    local and on S3; the projection at or above the median measured and within 1.4x of it. A
+    limit met at the fan-ins measured while some of FAN_INS were not is n/a, not a yes."""
+    out: list[Target] = []
+    wanted = f"{FAN_INS[0]}..{FAN_INS[-1]}"
+    for storage, name in STORAGE_NAMES.items():
+        what = f"merge pod RSS < {FAN_IN_RSS_MB} MB at every fan-in {wanted}, {name}"
+        mine = {(k, c): s for (st, k, c), s in points.items() if st == storage}
+        if not mine:
+            out.append((what, "not measured", None))
+            continue
+        peak, k, cpus = max((max(s.values("peak_rss_mb")), k, c) for (k, c), s in mine.items())
+        measured = f"max {peak:.0f} MB (fan-in {k}, {cpus} CPU{'s' * (cpus > 1)})"
+        missing = [f for f in FAN_INS if f not in {k for k, _ in mine}]
+        if missing:
+            measured += f"; fan-in {', '.join(map(str, missing))} not measured"
+        holds = False if peak >= FAN_IN_RSS_MB else None if missing else True
+        out.append((what, measured, holds))
+    what = f"projection >= measured and <= {PROJECTION_OVER}x measured at every fan-in"
+    if not points:
+        return [*out, (what, "not measured", None)]
+    ratios = {key: projected(s) / s.rss for key, s in points.items()}
+    off = [
+        f"{storage}-{k}{f' {c} CPUs' * (c > 1)} {r:.2f}x"
+        for (storage, k, c), r in ratios.items()
+        if not 1.0 <= r <= PROJECTION_OVER
+    ]
+    measured = f"projected/measured {min(ratios.values()):.2f}-{max(ratios.values()):.2f}x"
+    measured += f"; outside [1, {PROJECTION_OVER}]: {', '.join(off)}" if off else ""
+    return [*out, (what, measured, not off)]
 
 
 def _s3_targets(ours: Stat | None) -> list[Target]:
@@ -262,6 +317,30 @@ def s3_table(stats: Stats) -> list[str]:
     return [f"### {TITLES['s3']}", "", *_table(head, rows), ""] if rows else []
 
 
+def fan_in_table(stats: Stats) -> list[str]:
+    points = by_fan_in(stats)
+    if not points:
+        return []
+    lines = [f"### {TITLES['fan_in']}", ""]
+    head = ["fan-in", "storage", "runs", "median s", "min-max s", "median peak RSS MB"]
+    head += ["min-max RSS MB", "projected MB", "measured/projected", "check"]
+    for cpus in sorted({c for _, _, c in points}):
+        rows = []
+        for (storage, k, c), s in points.items():
+            if c != cpus:
+                continue
+            lo, hi = s.spread
+            rss = s.values("peak_rss_mb")
+            row = [str(k), storage, str(len(s.rows)), _s(s.seconds), f"{_s(lo)}-{_s(hi)}"]
+            row += [f"{s.rss:.0f}", f"{min(rss):.0f}-{max(rss):.0f}", f"{projected(s):.0f}"]
+            rows.append([*row, f"{s.rss / projected(s):.2f}", s.check])
+        first = next(s for (_, _, c), s in points.items() if c == cpus).rows[0]
+        size = f"level-1 merge pod 0 over files 0..k-1 of {int(first['rows_per_input']):,} rows"
+        size += f"; {cpus} CPU{'s' * (cpus > 1)}" if cpus else ""
+        lines += [size, "", *_table(head, rows), ""]
+    return lines
+
+
 # -- plots -----------------------------------------------------------------------------------
 def _pyplot():
     import matplotlib
@@ -336,6 +415,37 @@ def rss_plot(stats: Stats, path: Path, scale: str) -> Path | None:
     return _save(plt, fig, path)
 
 
+def fan_in_plot(stats: Stats, path: Path, scale: str) -> Path | None:
+    points = by_fan_in(stats)
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = dict(zip(STORAGE_NAMES, ("tab:blue", "tab:orange"), strict=True))
+    for storage, cpus in dict.fromkeys((st, c) for st, _, c in points):
+        line = {k: s for (st, k, c), s in points.items() if (st, c) == (storage, cpus)}
+        x, y = list(line), [s.rss for s in line.values()]
+        errors = _spread(y, [s.values("peak_rss_mb") for s in line.values()])
+        label = f"{storage}, {cpus} CPU{'s' * (cpus > 1)}" if cpus else storage
+        alpha = 1.0 if cpus == min(c for _, _, c in points) else 0.55
+        color = colors.get(storage)
+        ax.errorbar(x, y, yerr=errors, marker="o", capsize=4, color=color, alpha=alpha, label=label)
+        projections = [projected(s) for s in line.values()]
+        ax.plot(x, projections, linestyle=":", marker="x", color=color, alpha=alpha)
+    ax.plot([], [], linestyle=":", marker="x", color="gray", label="projected (budget.project)")
+    ax.axhline(FAN_IN_RSS_MB, color="tab:red", linestyle="--", label=f"limit {FAN_IN_RSS_MB} MB")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(
+        sorted({k for _, k, _ in points}), [str(k) for k in sorted({k for _, k, _ in points})]
+    )
+    ax.set_xlabel("fan-in (inputs of the merge pod)")
+    ax.set_ylabel("peak RSS MB (VmHWM)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"merge pod peak RSS vs fan-in, scale {scale}")
+    ax.legend(fontsize="small")
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -367,9 +477,11 @@ def scale_section(scale: str, rows: list[dict], out_dir: Path) -> tuple[list[str
     lines.append("")
     for case in TIMED_CASES[:-1]:
         lines += case_table(stats, case)
-    lines += rss_table(stats) + s3_table(stats)
+    lines += rss_table(stats) + s3_table(stats) + fan_in_table(stats)
     time_png, rss_png = out_dir / f"time-{scale}.png", out_dir / f"rss-{scale}.png"
+    fan_in_png = out_dir / f"fan_in-{scale}.png"
     drawn = (time_plot(stats, time_png, scale), rss_plot(stats, rss_png, scale))
+    drawn += (fan_in_plot(stats, fan_in_png, scale),)
     plots = [p for p in drawn if p is not None]
     lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
     return lines, plots

@@ -32,6 +32,7 @@ ENGINES = {
     "pod_process": {"ours", "import_pyarrow"},
     "rss": {"ours"},
     "s3": {"ours", "s3fs_read_table", "download", "upload"},
+    "fan_in": {"ours"},
 }
 # The limits that write no answer: the floor of a process, the s3 case's transfers.
 WRITES_NOTHING = {"import_pyarrow", "download", "upload"}
@@ -94,9 +95,28 @@ def test_s3_requests_are_counted_at_the_server(smoke):
     assert int(ours["bytes_served"]) > 0
 
 
+def test_fan_in_is_measured_local_and_on_s3_beside_its_projection(smoke):
+    out, rows = smoke
+    fan_in = [r for r in rows if r["case"] == "fan_in"]
+    # The smoke dataset has 32 files: fan-ins 2..32, each on local disk and on S3.
+    wanted = {f"{storage}-{k}" for storage in ("local", "s3") for k in (2, 4, 8, 16, 32)}
+    assert {r["variant"] for r in fan_in} == wanted
+    for row in fan_in:
+        assert int(row["inputs"]) == int(row["variant"].rpartition("-")[2])
+        assert float(row["projected_mb"]) > 0
+        assert bool(row["requests"]) == row["variant"].startswith("s3-")  # counted at the server
+    projected = {r["variant"]: float(r["projected_mb"]) for r in fan_in}
+    assert projected["s3-2"] > projected["local-2"]  # the object store's client and windows
+    assert all(not r["projected_mb"] for r in rows if r["case"] != "fan_in")
+    text = (out / "results.md").read_text()
+    assert "merge pod RSS < 400 MB at every fan-in 2..64, local" in text
+    assert "projection >= measured and <= 1.3x measured at every fan-in" in text
+
+
 def test_report_and_plots_are_written_and_rebuilt(smoke):
     out, _ = smoke
     files = [out / "results.md", out / "time-smoke.png", out / "rss-smoke.png"]
+    files.append(out / "fan_in-smoke.png")
     for path in files:
         assert path.exists()
     text = (out / "results.md").read_text()

@@ -19,6 +19,7 @@ from typing import Any
 # by one each repeat (a run right after a multi-threaded one is measurably slower); ours is the
 # answer the others are compared with.
 CASES = ("pod_merge", "pod_aggregate", "final", "final_10m", "job", "pod_process", "rss", "s3")
+CASES += ("fan_in",)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Spec:
     inputs: list[str]  # input files: local paths, or "bucket/key" on S3
     root: str  # a tree root whose l1 holds the inputs (a local folder or s3:// URL), for ours
     out: str  # a folder for the other engines' outputs ("bucket/prefix" on S3)
-    variant: str = ""  # rss: the op
+    variant: str = ""  # rss: the op; fan_in: the storage and fan-in ("local-8", "s3-8")
     dataset: dict[str, Any] = field(default_factory=dict)  # data.Dataset: files, rows, ...
     final_fan_in: int | None = None  # job
     endpoint: str = ""  # s3: the counting proxy in front of the S3 server

@@ -10,16 +10,28 @@ from . import Spec, Work, engine
 
 @engine("ours", "pod_merge", "pod_aggregate", "rss", "s3")
 def pod(spec: Spec) -> Work:
-    """Level-1 pod 0 on a root whose l1 holds the pair: l1/0 + l1/1 -> l2/0. On S3 the store's
-    client is made here, untimed, as the transfer engines' is (engines/transfer.py): s3fs's import
-    and its first session cost about 0.6 s of a pod's start and belong to none of the limits
-    max(download, compute, upload); fsspec's instance cache hands the pod the same client."""
+    """Level-1 pod 0 on a root whose l1 holds the pair: l1/0 + l1/1 -> l2/0."""
+    op = spec.variant or ("aggregate" if spec.case == "pod_aggregate" else "merge")
+    return _level_pod(spec.root, op, fan_in=2)
+
+
+@engine("ours", "fan_in")
+def fan_in_pod(spec: Spec) -> Work:
+    """Level-1 merge pod 0 at fan-in k = len(spec.inputs): l1/0 .. l1/k-1 -> l2/0, on local disk
+    or on S3 (the variant says which; the root does it)."""
+    return _level_pod(spec.root, "merge", fan_in=len(spec.inputs))
+
+
+def _level_pod(root: str, op: str, fan_in: int) -> Work:
+    """Level-1 pod 0 of `op` at `fan_in`. On S3 the store's client is made here, untimed, as
+    the transfer engines' is (engines/transfer.py): s3fs's import and its first session cost
+    about 0.6 s of a pod's start and belong to none of the limits max(download, compute,
+    upload); fsspec's instance cache hands the pod the same client."""
     from workload import layout
     from workload.process import process
     from workload.settings import Settings
 
-    op = spec.variant or ("aggregate" if spec.case == "pod_aggregate" else "merge")
-    settings = Settings.load(root=spec.root, op=op)
+    settings = Settings.load(root=root, op=op, fan_in=fan_in)
     store = settings.store()
     if not store.is_local:
         from fsspec.asyn import sync
@@ -28,7 +40,7 @@ def pod(spec: Spec) -> Work:
 
     def work():
         process(settings, 0, 1)
-        return {"outputs": [f"{spec.root}/{layout.level_file(2, 0)}"]}
+        return {"outputs": [f"{root}/{layout.level_file(2, 0)}"]}
 
     return work
 
