@@ -110,7 +110,7 @@ def test_fan_in_is_measured_local_and_on_s3_beside_its_projection(smoke):
     assert all(not r["projected_mb"] for r in rows if r["case"] != "fan_in")
     text = (out / "results.md").read_text()
     assert "merge pod RSS < 400 MB at every fan-in 2..64, local" in text
-    assert "projection >= measured and <= 1.3x measured at every fan-in" in text
+    assert "projection >= measured and <= 1.4x measured at every fan-in" in text
 
 
 def test_report_and_plots_are_written_and_rebuilt(smoke):
