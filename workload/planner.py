@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from . import budget, layout, ops
 from .argo import status
 from .errors import ConfigError
+from .settings import Settings
+from .storage.readahead import window_per_input
 
 FAN_INS = (2, 4, 8, 16, 32, 64)
 MEMORY_HEADROOM = 0.85  # of the pod's memory limit: the projection is within ~15% of measured
@@ -168,14 +170,24 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         waves = math.ceil(pods / request.parallelism)
         seconds = max(waves * (rates.pod_start_s + pod_s), pods / rates.pods_created_per_s)
         seconds += rates.cold_pull_s if number == 1 else 0.0
-        window = budget_window(k)
-        gets = pods * (1 + k * (2 + math.ceil(size / window)))
+        window = window_per_input(Settings().read_window, k)
+        gets = pods * (1 + k * (2 + math.ceil(size / window)))  # readahead.py's request count
         puts = pods * (math.ceil(k * size / (5 * 2**20)) + 2)
         level_bytes = files * size
         levels.append(
-            Level(number, files, pods, k, sum(memory.values()), gets / seconds, puts / seconds,
-                  level_bytes, seconds, final)
-        )  # fmt: skip
+            Level(
+                level=number,
+                files=files,
+                pods=pods,
+                fan_in=k,
+                memory_mb=sum(memory.values()),
+                gets_per_s=gets / seconds,
+                puts_per_s=puts / seconds,
+                bytes_in=level_bytes,
+                seconds=seconds,
+                final=final,
+            )
+        )
         # The next level's files: the merge op rewrites every row (an op that shrinks its
         # data, like aggregate's partials, moves less than this).
         size, rows = level_bytes // pods, files * rows // pods
@@ -189,13 +201,6 @@ def evaluate(request: Request, fan_in: int) -> Plan:
     plan = Plan(request, fan_in, form, levels, modelled, [], metrics_output=outputs)
     plan.problems = _problems(plan, storage)
     return plan
-
-
-def budget_window(inputs: int) -> int:
-    from .settings import Settings
-    from .storage.readahead import window_per_input
-
-    return window_per_input(Settings().read_window, inputs)
 
 
 def _problems(plan: Plan, storage: Storage) -> list[str]:

@@ -127,9 +127,17 @@ def _node(n: int, name: str, kind: str, template: str, start: float, **fields) -
 
 
 def _level(
-    rng: random.Random, ids, level: int, pods: int, *, final: bool, fan_in: int, form: str,
-    attempts: float, outputs: bool,
-) -> list[dict]:  # fmt: skip
+    rng: random.Random,
+    ids,
+    level: int,
+    pods: int,
+    *,
+    final: bool,
+    fan_in: int,
+    form: str,
+    attempts: float,
+    outputs: bool,
+) -> list[dict]:
     """One level's nodes: its StepGroup (steps form), then a Retry node and its Pod nodes per
     pod."""
     template = "merge-data" if final else "process-data"
@@ -145,6 +153,8 @@ def _level(
             name = f"{WORKFLOW_NAME}.{'merge-data' if final else f'l{level}-{i}'}"
         start = level * 600 + rng.uniform(0, 600)
         params = {"file_number": str(i), "level": str(level), "cpu": "1", "memory": "2Gi"}
+        if not final:
+            params["pods"] = str(pods)  # --level-pods
         inputs = {"parameters": [{"name": k, "value": v} for k, v in params.items()]}
         held: dict = {"exitCode": "0"}
         if outputs or final:  # the final pod's summary is always an output
@@ -155,15 +165,32 @@ def _level(
         retry, pod_ids = next(ids), [next(ids) for _ in range(tries)]
         children = [_id(c) for c in pod_ids]
         out.append(
-            _node(retry, name, "Retry", template, start, inputs=inputs, outputs=held,
-                  children=children)
-        )  # fmt: skip
+            _node(
+                retry,
+                name,
+                "Retry",
+                template,
+                start,
+                inputs=inputs,
+                outputs=held,
+                children=children,
+            )
+        )
         for t, pod in enumerate(pod_ids):
             host = f"cn-hangzhou.10.0.{rng.randrange(256)}.{rng.randrange(256)}"
             out.append(
-                _node(pod, f"{name}({t})", "Pod", template, start + t * 30, inputs=inputs,
-                      outputs=held, hostNodeName=host, taskResultSynced=True)
-            )  # fmt: skip
+                _node(
+                    pod,
+                    f"{name}({t})",
+                    "Pod",
+                    template,
+                    start + t * 30,
+                    inputs=inputs,
+                    outputs=held,
+                    hostNodeName=host,
+                    taskResultSynced=True,
+                )
+            )
     return out
 
 
@@ -183,8 +210,17 @@ def nodes(
     out = [_node(1, WORKFLOW_NAME, "Steps" if form == "steps" else "DAG", "main", 0.0)]
     for level, pods in enumerate(pods_per_level, 1):
         final = level == len(pods_per_level)
-        out += _level(rng, ids, level, pods, final=final, fan_in=fan_in, form=form,
-                      attempts=attempts, outputs=outputs)  # fmt: skip
+        out += _level(
+            rng,
+            ids,
+            level,
+            pods,
+            final=final,
+            fan_in=fan_in,
+            form=form,
+            attempts=attempts,
+            outputs=outputs,
+        )
     return out
 
 
@@ -209,16 +245,24 @@ def size(
     A level of more than SAMPLE_PODS pods is modelled on its first SAMPLE_PODS and scaled (its
     nodes differ only in numbers; gzip's 32 KiB window sees a few dozen nodes at a time)."""
     if sum(pods_per_level) <= SAMPLE_PODS:
-        listed = nodes(pods_per_level, fan_in=fan_in, form=form, attempts=attempts,
-                       outputs=outputs)  # fmt: skip
+        listed = nodes(pods_per_level, fan_in=fan_in, form=form, attempts=attempts, outputs=outputs)
         return Size(len(listed), *_encoded(listed), spec_bytes)
     rng, ids = random.Random(0), iter(range(2, 1 << 62))
     count, raw, packed = 1, 0.0, 0.0
     for level, pods in enumerate(pods_per_level, 1):
         final = level == len(pods_per_level)
         sample = min(pods, SAMPLE_PODS)
-        listed = _level(rng, ids, level, sample, final=final, fan_in=fan_in, form=form,
-                        attempts=attempts, outputs=outputs)  # fmt: skip
+        listed = _level(
+            rng,
+            ids,
+            level,
+            sample,
+            final=final,
+            fan_in=fan_in,
+            form=form,
+            attempts=attempts,
+            outputs=outputs,
+        )
         r, c = _encoded(listed)
         group = 1 if form == "steps" else 0
         count += group + round((len(listed) - group) * pods / sample)
