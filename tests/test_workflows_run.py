@@ -379,8 +379,9 @@ def test_secrets_resolve_like_the_kubelet():
 def test_a_hundred_thousand_planned_shards_render_valid_manifests_within_the_status_limit():
     from workload import planner
     from workload.argo import status
-    from workload.argo.build import check_size, dag_chunk
+    from workload.argo.build import check_size
     from workload.argo.validate import validate
+    from workload.layout import dag_chunk
 
     plan = planner.choose(planner.Request(files=100_000, file_bytes=14 * 10**6, storage="oss"))
     options = Options(files=100_000, fan_in=plan.fan_in, metrics_output=plan.metrics_output)
@@ -403,7 +404,7 @@ def test_a_thousand_planned_files_run_pod_by_pod_give_workload_runs_result(
 ):
     """The 100,000-shard path scaled down: 1,000 files at fan-in 2 are 970 level pods, so the
     DAG form runs chunked tasks (withSequence per task) past its 200 tasks."""
-    from workload.argo.build import dag_chunk
+    from workload.layout import dag_chunk
 
     options = Options(files=1000, fan_in=2, metrics_output=False)
     assert form == "steps" or dag_chunk(options.plan) > 1

@@ -94,6 +94,25 @@ def plan(files: int, fan_in: int = 2, levels: int | None = None, final_fan_in: i
     return Plan(tuple(counts), fan_in)
 
 
+MAX_DAG_TASKS = 200  # Argo's v4 CRD: maxItems of a DAG template's tasks
+
+
+def dag_chunk(plan: Plan) -> int:
+    """Level pods per DAG task: 1 (a task per pod) when every pod and the final one fit in
+    MAX_DAG_TASKS tasks, else the fewest consecutive pods per task that fit."""
+    pods = [plan.pods(level) for level in range(1, plan.levels + 1)]
+    chunk = 1
+    while sum(math.ceil(n / chunk) for n in pods) + 1 > MAX_DAG_TASKS:
+        chunk += 1
+    return chunk
+
+
+def dag_tasks(plan: Plan) -> int:
+    """Tasks of the DAG form: its chunks of level pods and the final pod."""
+    chunk = dag_chunk(plan)
+    return sum(math.ceil(plan.pods(level) / chunk) for level in range(1, plan.levels + 1)) + 1
+
+
 def files_at(level: int, input_files: int, fan_in: int) -> int:
     """How many files level `level` holds when level 1 holds `input_files`."""
     count = input_files

@@ -4,7 +4,7 @@ For N input files of B bytes it tries each fan-in and keeps the plans that fit e
 - memory: each pod's projected peak (budget.project) within the pod's memory, with headroom;
 - Argo: the finished Workflow's size by the node model (argo/status.py) within
   MAX_WORKFLOW_SIZE, without node status offload (a DAG past the CRD's 200 tasks runs chunks
-  of pods per task: argo/build.py, dag_chunk);
+  of pods per task: layout.dag_chunk);
 - storage: requests per second per prefix within the store's limits (every level's files share
   one prefix, l{L}/, and their names are sequential).
 Of those it picks the shortest predicted makespan (then the fewest bytes moved), and prints
@@ -31,9 +31,10 @@ from .storage.readahead import window_per_input
 FAN_INS = (2, 4, 8, 16, 32, 64)
 MEMORY_HEADROOM = 0.85  # of the pod's memory limit: the projection is within ~15% of measured
 EVENT_BYTES_PER_ROW = 9.0  # the generated events in Parquet (18.0 MB for 2M rows)
-MAX_DAG_TASKS = 200  # the v4 CRD's maxItems on dag.tasks
-SPEC_BYTES = {"steps": 20_000, "dag": 20_000}  # the rendered spec, without the DAG's tasks
-DAG_TASK_BYTES = 420  # one DAG task as rendered (name, template, arguments, dependencies)
+# The rendered spec, a little above what argo/build.py renders (steps 5-9 KB; dag about 62 KB at
+# 200 tasks of 32 dependencies, 76 KB at 198 tasks of 16): render checks the real one.
+SPEC_BYTES = {"steps": 10_000, "dag": 10_000}
+DAG_TASK_BYTES = 360  # a DAG task's name, template, arguments and dependencies
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,12 @@ class Plan:
         return sum(lv.bytes_in * (1 if lv.final else 2) for lv in self.levels)
 
 
-def _form(request: Request, tasks: int) -> str:
+def _form(request: Request, pods: int) -> str:
     """auto: the dag form while every pod is a task of its own (it waits for exactly its
     producers), else the steps form."""
     if request.form != "auto":
         return request.form
-    return "dag" if tasks <= MAX_DAG_TASKS else "steps"
+    return "dag" if pods <= layout.MAX_DAG_TASKS else "steps"
 
 
 def evaluate(request: Request, fan_in: int) -> Plan:
@@ -143,8 +144,8 @@ def evaluate(request: Request, fan_in: int) -> Plan:
     storage = STORAGE[request.storage]
     rates, op = request.rates, ops.get(request.op)
     shape = layout.plan(request.files, fan_in, final_fan_in=request.final_fan_in)
-    tasks = sum(shape.pods(level) for level in range(1, shape.levels + 1)) + 1
-    form = _form(request, tasks)
+    pods_in_all = sum(shape.pods(level) for level in range(1, shape.levels + 1)) + 1
+    form = _form(request, pods_in_all)
     rows, size = request.rows, request.file_bytes
     levels: list[Level] = []
     for number, files in enumerate(shape.files, 1):
@@ -169,6 +170,8 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         pod_s = rates.pod_fixed_s + max(work, transfer)  # the transfers overlap the work
         waves = math.ceil(pods / request.parallelism)
         seconds = max(waves * (rates.pod_start_s + pod_s), pods / rates.pods_created_per_s)
+        # Requests are made while pods work: in waves of `parallelism`, not while images pull
+        busy = min(seconds, max(waves * pod_s, pods / rates.pods_created_per_s))
         seconds += rates.cold_pull_s if number == 1 else 0.0
         window = window_per_input(Settings().read_window, k)
         gets = pods * (1 + k * (2 + math.ceil(size / window)))  # readahead.py's request count
@@ -181,8 +184,8 @@ def evaluate(request: Request, fan_in: int) -> Plan:
                 pods=pods,
                 fan_in=k,
                 memory_mb=sum(memory.values()),
-                gets_per_s=gets / seconds,
-                puts_per_s=puts / seconds,
+                gets_per_s=gets / busy,
+                puts_per_s=puts / busy,
                 bytes_in=level_bytes,
                 seconds=seconds,
                 final=final,
@@ -191,13 +194,21 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         # The next level's files: the merge op rewrites every row (an op that shrinks its
         # data, like aggregate's partials, moves less than this).
         size, rows = level_bytes // pods, files * rows // pods
-    spec = SPEC_BYTES[form] + (DAG_TASK_BYTES * min(tasks, MAX_DAG_TASKS) if form == "dag" else 0)
+    tasks = layout.dag_tasks(shape)
+    spec = SPEC_BYTES[form] + (DAG_TASK_BYTES * tasks if form == "dag" else 0)
     shape_pods = [lv.pods for lv in levels]
+    chunk = layout.dag_chunk(shape) if form == "dag" else 1
     outputs = True  # the level pods' metrics as output parameters, unless the status is full
-    modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec)
+
+    def model(outputs: bool) -> status.Size:
+        return status.size(
+            shape_pods, fan_in=fan_in, form=form, spec_bytes=spec, outputs=outputs, chunk=chunk
+        )
+
+    modelled = model(outputs)
     if not modelled.fits:
         outputs = False
-        modelled = status.size(shape_pods, fan_in=fan_in, form=form, spec_bytes=spec, outputs=False)
+        modelled = model(outputs)
     plan = Plan(request, fan_in, form, levels, modelled, [], metrics_output=outputs)
     plan.problems = _problems(plan, storage)
     return plan
@@ -224,8 +235,8 @@ def _problems(plan: Plan, storage: Storage) -> list[str]:
                 )
     if not plan.size.fits:
         out.append(
-            f"workflow size: {plan.size.total_bytes / 2**20:.2f} MiB with {plan.size.nodes} "
-            f"nodes compressed, over Argo's MAX_WORKFLOW_SIZE of 1 MiB (no status offload)"
+            f"workflow size: {plan.size.total_bytes / 2**10:,.0f} KiB with {plan.size.nodes} "
+            f"nodes compressed, over Argo's MAX_WORKFLOW_SIZE of 1,024 KiB (no status offload)"
         )
     return out
 

@@ -19,7 +19,7 @@ Where `workload plan` estimates each level in waves, this plays the run out even
   steps form the level's queued pods still start and no later level does, in the dag form no new
   pod starts (dag.failFast). Either way the run ends when its last pod does.
 Every draw comes from (seed, level, index, attempt), so a pod's fate does not depend on the
-order of events. A DAG beyond MAX_DAG_TASKS runs chunks of pods per task (build.dag_chunk),
+order of events. A DAG beyond MAX_DAG_TASKS runs chunks of pods per task (layout.dag_chunk),
 each waiting for its producers' chunks; this models one task per pod, so it is optimistic there.
 
 The critical path runs back from the run's end: each attempt's work and start, then what its

@@ -29,13 +29,13 @@ def test_a_hundred_thousand_shards_get_a_plan_within_every_limit():
         )
 
 
-def test_ten_thousand_files_at_fan_in_two_fit_only_without_metrics_outputs():
-    plan = planner.evaluate(planner.Request(files=10_000, file_bytes=14 * 10**6), 2)
+def test_metrics_outputs_go_first_and_ten_thousand_files_at_fan_in_two_do_not_fit():
+    plan = planner.evaluate(planner.Request(files=6_000, file_bytes=14 * 10**6), 2)
     assert not plan.metrics_output and plan.size.fits
     pods = [lv.pods for lv in plan.levels]
     spec = plan.size.spec_bytes
     assert not status.size(pods, fan_in=2, form=plan.form, spec_bytes=spec).fits
-    more = planner.evaluate(planner.Request(files=40_000, file_bytes=14 * 10**6), 2)
+    more = planner.evaluate(planner.Request(files=10_000, file_bytes=14 * 10**6), 2)
     assert any(p.startswith("workflow size:") for p in more.problems)
 
 

@@ -25,49 +25,57 @@ def _options(args: argparse.Namespace):
     from .build import Options
 
     planned = _plan(args.plan) if getattr(args, "plan", None) else {}
-    given = {f.name: getattr(args, f.name) for f in fields(Options) if getattr(args, f.name, None)}
+    values = {f.name: getattr(args, f.name, None) for f in fields(Options)}
+    given = {k: v for k, v in values.items() if v is not None and v is not False}  # 0 is given
     if getattr(args, "no_metrics_output", False):
         given["metrics_output"] = False
     return Options(**{**planned, **given})
 
 
 def _plan(path: Path) -> dict:
-    """The Options a plan fixes (`workload plan --json > plan.json`)."""
+    """The Options a plan fixes (`workload plan --json > plan.json`): the shape, the op, the
+    pods' CPU and memory, the parallelism."""
     import json
 
     from workload.errors import ConfigError
 
+    def count(value, name: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} is not an integer")
+        return value
+
     try:
         plan = json.loads(Path(path).read_text())
         request = plan["request"]
+        if not isinstance(plan["metrics_output"], bool):
+            raise ValueError("metrics_output is not true or false")
+        cpu, memory = f"{float(request['pod_cpu']):g}", f"{int(request['pod_memory_mb'])}Mi"
         return {
-            "files": int(request["files"]),
-            "fan_in": int(plan["fan_in"]),
-            "final_fan_in": int(request["final_fan_in"]),
-            "metrics_output": bool(plan["metrics_output"]),
+            "files": count(request["files"], "files"),
+            "fan_in": count(plan["fan_in"], "fan_in"),
+            "final_fan_in": count(request["final_fan_in"], "final_fan_in"),
+            "parallelism": count(request["parallelism"], "parallelism"),
+            "op": str(request["op"]),
+            "level_cpu": cpu,
+            "level_memory": memory,
+            "final_cpu": cpu,
+            "final_memory": memory,
+            "metrics_output": plan["metrics_output"],
         }
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        what = type(exc).__name__
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        what = f"{type(exc).__name__}: {exc}" if isinstance(exc, ValueError) else type(exc).__name__
         raise ConfigError(
             f"--plan {path}: not a plan from `workload plan --json` ({what})"
         ) from None
 
 
 def render(args: argparse.Namespace) -> int:
-    from workload.errors import WorkloadError
-
     from .build import FORMS, check_size
 
-    try:
-        options = _options(args)
-        manifests = {
-            form: FORMS[form](options) for form in ((args.form,) if args.form else FORM_NAMES)
-        }
-        for form, manifest in manifests.items():
-            check_size(manifest, options, form)
-    except WorkloadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    options = _options(args)
+    manifests = {form: FORMS[form](options) for form in ((args.form,) if args.form else FORM_NAMES)}
+    for form, manifest in manifests.items():
+        check_size(manifest, options, form)  # nothing is written unless every form fits
     if args.form:
         sys.stdout.write(manifests[args.form].to_yaml())
         return 0
@@ -198,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--insecure", action="store_true", help="do not verify the server's TLS")
     args = parser.parse_args(argv)
-    return {"render": render, "validate": validate, "submit": submit}[args.command](args)
+    from workload.errors import WorkloadError
+
+    try:
+        return {"render": render, "validate": validate, "submit": submit}[args.command](args)
+    except WorkloadError as exc:  # a bad option or plan: one line and its exit code
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

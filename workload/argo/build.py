@@ -9,16 +9,17 @@ ceil(numbers / fan_in ** (L - 1)) pods. Argo's expressions divide in floating po
 (`asInt(n)/2` gives "32.5" for n = 65, which withSequence rejects), so counts use an integer
 ceiling: `int((n + d - 1) / d)`. The fan-in and the number of levels are fixed when the manifest
 is rendered (--files, --fan-in, --final-fan-in): they decide the shape of the tree, and the DAG
-form's dependencies, so they are not parameters. `-p numbers=...` changes the width.
+form's dependencies, so they are not parameters; level pods refuse a `-p numbers` other than
+their input's width (--level-pods).
 
-The DAG form is expanded when rendered: one task per pod, each depending only on the pods that
-write its inputs, so one slow pod never holds back the whole next level.
+The DAG form is expanded when rendered: one task per pod (past Argo's 200 tasks, one per chunk of
+consecutive pods), each depending only on the pods that write its inputs, so one slow pod never
+holds back the whole next level.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 from hera.workflows import (
@@ -58,7 +59,6 @@ SUMMARY = "/tmp/summary.json"
 # JSON object keeps the parameter parseable; the pods write their files whenever they succeed.
 OUTPUT_DEFAULT = "{}"
 TEMPLATE_NAME = "process-data"
-MAX_DAG_TASKS = 200  # the CRD's maxItems for dag.tasks
 
 
 @dataclass(frozen=True)
@@ -415,25 +415,15 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
     return wt
 
 
-def dag_chunk(plan: layout.Plan) -> int:
-    """Pods per DAG task: 1 (a task per pod) when the tree fits MAX_DAG_TASKS tasks, else the
-    smallest number of consecutive pods per task that fits."""
-    pods = [plan.pods(level) for level in range(1, plan.levels + 1)]
-    chunk = 1
-    while sum(math.ceil(n / chunk) for n in pods) + 1 > MAX_DAG_TASKS:
-        chunk += 1
-    return chunk
-
-
 def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> WorkflowTemplate:
-    """Level L+1 waits only for the level-L pods writing its inputs. Up to MAX_DAG_TASKS pods
-    in all, one task per pod. Beyond (the CRD caps dag.tasks at 200 per DAG), each task runs
+    """Level L+1 waits only for the level-L pods writing its inputs. While the level pods and
+    the final pod fit in layout.MAX_DAG_TASKS, one task per pod. Beyond, each task runs
     `chunk` consecutive pods through withSequence, and a task waits for the tasks whose pods
     write its inputs: with the same chunk at every level, chunk j of level L+1 reads what
     chunks j*k .. j*k+k-1 of level L write (100,000 files at fan-in 16: 6,666 pods in 197
     tasks of up to 34 pods)."""
     plan = o.plan
-    chunk = dag_chunk(plan)
+    chunk = layout.dag_chunk(plan)
     with WorkflowTemplate(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
         process, merge = templates(o)
         with DAG(name="main"):
@@ -504,14 +494,20 @@ def check_size(manifest, o: Options, form: str) -> None:
     spec = manifest if form != "workflow" else steps_template(o)
     spec_bytes = len(json.dumps(spec.to_dict(), separators=(",", ":")))
     shape = "dag" if form == "dag" else "steps"
+    chunk = layout.dag_chunk(plan) if form == "dag" else 1
     size = status.size(
-        pods, fan_in=o.fan_in, form=shape, spec_bytes=spec_bytes, outputs=o.metrics_output
+        pods,
+        fan_in=o.fan_in,
+        form=shape,
+        spec_bytes=spec_bytes,
+        outputs=o.metrics_output,
+        chunk=chunk,
     )
     if not size.fits:
         raise ConfigError(
             f"{form} form for {o.files} files at fan-in {o.fan_in}: {size.nodes} nodes, "
-            f"{size.total_bytes / 2**20:.2f} MiB with status compressed, over Argo's "
-            f"MAX_WORKFLOW_SIZE of 1 MiB; see `workload plan` (a larger --fan-in, or "
+            f"{size.total_bytes / 2**10:,.0f} KiB with status compressed, over Argo's "
+            f"MAX_WORKFLOW_SIZE of 1,024 KiB; see `workload plan` (a larger --fan-in, or "
             f"--no-metrics-output)"
         )
 

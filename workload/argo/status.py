@@ -14,7 +14,9 @@ lengths, and compresses them the way the controller does, so the figure depends 
 redundancy real status has. Nodes of a finished run:
 - steps form: the Steps node of `main`, one StepGroup node per level and one for the final pod,
   and per pod a Retry node and its Pod node (more Pod nodes when attempts are retried);
-- dag form: the DAG node and per task a Retry node and its Pod node.
+- dag form: the DAG node, a TaskGroup node per task that runs a chunk of pods, and per pod a
+  Retry node and its Pod node;
+every node listing the nodes that follow it (`children`).
 The pod's output parameters are held twice, on the Pod node and on its Retry node (Argo copies
 the last attempt's outputs up).
 """
@@ -137,20 +139,35 @@ def _level(
     form: str,
     attempts: float,
     outputs: bool,
+    chunk: int = 1,
 ) -> list[dict]:
-    """One level's nodes: its StepGroup (steps form), then a Retry node and its Pod nodes per
-    pod."""
+    """One level's nodes: its StepGroup (steps form) or, when a DAG task runs a chunk of pods,
+    a TaskGroup per task, each listing its pods' nodes; then per pod a Retry node and its Pod
+    nodes. A pod's last node lists the node that follows it (the next step group, or the task
+    depending on it), as Argo's `children` draw the graph."""
     template = "merge-data" if final else "process-data"
+    retries = [next(ids) for _ in range(pods)]
     out = []
     if form == "steps":
-        out.append(_node(next(ids), f"{WORKFLOW_NAME}[{level - 1}]", "StepGroup", "", 0.0))
+        name = f"{WORKFLOW_NAME}[{level - 1}]"
+        out.append(_node(next(ids), name, "StepGroup", "", 0.0, children=[_id(r) for r in retries]))
+    elif chunk > 1 and not final:
+        for first in range(0, pods, chunk):
+            members = [_id(r) for r in retries[first : first + chunk]]
+            name = f"{WORKFLOW_NAME}.l{level}-{first}-{first + chunk - 1}"
+            out.append(_node(next(ids), name, "TaskGroup", template, 0.0, children=members))
     retried = 0.0
-    for i in range(pods):
+    for i, retry in enumerate(retries):
         if form == "steps":
             task = "merge-data" if final else f"process-data-l{level}({i}:{i})"
             name = f"{WORKFLOW_NAME}[{level - 1}].{task}"
+        elif final:
+            name = f"{WORKFLOW_NAME}.merge-data"
+        elif chunk > 1:
+            first = i - i % chunk
+            name = f"{WORKFLOW_NAME}.l{level}-{first}-{first + chunk - 1}({i % chunk}:{i})"
         else:
-            name = f"{WORKFLOW_NAME}.{'merge-data' if final else f'l{level}-{i}'}"
+            name = f"{WORKFLOW_NAME}.l{level}-{i}"
         start = level * 600 + rng.uniform(0, 600)
         params = {"file_number": str(i), "level": str(level), "cpu": "1", "memory": "2Gi"}
         if not final:
@@ -162,7 +179,7 @@ def _level(
         retried += attempts - 1
         tries = 1 + int(retried)
         retried -= int(retried)
-        retry, pod_ids = next(ids), [next(ids) for _ in range(tries)]
+        pod_ids = [next(ids) for _ in range(tries)]
         children = [_id(c) for c in pod_ids]
         out.append(
             _node(
@@ -176,6 +193,7 @@ def _level(
                 children=children,
             )
         )
+        following = [] if final else [_id(next(ids))]
         for t, pod in enumerate(pod_ids):
             host = f"cn-hangzhou.10.0.{rng.randrange(256)}.{rng.randrange(256)}"
             out.append(
@@ -189,6 +207,7 @@ def _level(
                     outputs=held,
                     hostNodeName=host,
                     taskResultSynced=True,
+                    children=following if t == tries - 1 else None,
                 )
             )
     return out
@@ -201,6 +220,7 @@ def nodes(
     form: str,
     attempts: float = 1.0,
     outputs: bool = True,
+    chunk: int = 1,
     seed: int = 0,
 ) -> list[dict]:
     """The nodes of a finished run with these pods per level (the last level is the final
@@ -220,6 +240,7 @@ def nodes(
             form=form,
             attempts=attempts,
             outputs=outputs,
+            chunk=chunk,
         )
     return out
 
@@ -240,12 +261,20 @@ def size(
     spec_bytes: int,
     attempts: float = 1.0,
     outputs: bool = True,
+    chunk: int = 1,
 ) -> Size:
     """The Workflow's size by the model: its nodes raw and compressed as the controller does.
     A level of more than SAMPLE_PODS pods is modelled on its first SAMPLE_PODS and scaled (its
     nodes differ only in numbers; gzip's 32 KiB window sees a few dozen nodes at a time)."""
     if sum(pods_per_level) <= SAMPLE_PODS:
-        listed = nodes(pods_per_level, fan_in=fan_in, form=form, attempts=attempts, outputs=outputs)
+        listed = nodes(
+            pods_per_level,
+            fan_in=fan_in,
+            form=form,
+            attempts=attempts,
+            outputs=outputs,
+            chunk=chunk,
+        )
         return Size(len(listed), *_encoded(listed), spec_bytes)
     rng, ids = random.Random(0), iter(range(2, 1 << 62))
     count, raw, packed = 1, 0.0, 0.0
@@ -262,6 +291,7 @@ def size(
             form=form,
             attempts=attempts,
             outputs=outputs,
+            chunk=chunk,
         )
         r, c = _encoded(listed)
         group = 1 if form == "steps" else 0
