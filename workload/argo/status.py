@@ -213,6 +213,41 @@ def _level(
     return out
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """How every level's nodes look (see _level)."""
+
+    fan_in: int
+    form: str
+    attempts: float
+    outputs: bool
+    chunk: int
+
+
+def _levels(
+    pods_per_level: list[int], shape: _Shape, *, most: int | None = None, seed: int = 0
+) -> list[tuple[int, list[dict]]]:
+    """(pods, nodes) of each level in turn, the nodes of at most `most` of its pods."""
+    rng, ids = random.Random(seed), iter(range(2, 1 << 62))
+    out = []
+    for level, pods in enumerate(pods_per_level, 1):
+        modelled = pods if most is None else min(pods, most)
+        listed = _level(
+            rng,
+            ids,
+            level,
+            modelled,
+            final=level == len(pods_per_level),
+            fan_in=shape.fan_in,
+            form=shape.form,
+            attempts=shape.attempts,
+            outputs=shape.outputs,
+            chunk=shape.chunk,
+        )
+        out.append((pods, listed))
+    return out
+
+
 def nodes(
     pods_per_level: list[int],
     *,
@@ -226,22 +261,10 @@ def nodes(
     """The nodes of a finished run with these pods per level (the last level is the final
     pod's, one pod), in `form` "steps" or "dag"; `attempts` Pod nodes per pod on average;
     `outputs`: the level pods hold their metrics as an output parameter."""
-    rng, ids = random.Random(seed), iter(range(2, 1 << 62))
+    shape = _Shape(fan_in, form, attempts, outputs, chunk)
     out = [_node(1, WORKFLOW_NAME, "Steps" if form == "steps" else "DAG", "main", 0.0)]
-    for level, pods in enumerate(pods_per_level, 1):
-        final = level == len(pods_per_level)
-        out += _level(
-            rng,
-            ids,
-            level,
-            pods,
-            final=final,
-            fan_in=fan_in,
-            form=form,
-            attempts=attempts,
-            outputs=outputs,
-            chunk=chunk,
-        )
+    for _, listed in _levels(pods_per_level, shape, seed=seed):
+        out += listed
     return out
 
 
@@ -276,25 +299,12 @@ def size(
             chunk=chunk,
         )
         return Size(len(listed), *_encoded(listed), spec_bytes)
-    rng, ids = random.Random(0), iter(range(2, 1 << 62))
+    shape = _Shape(fan_in, form, attempts, outputs, chunk)
     count, raw, packed = 1, 0.0, 0.0
-    for level, pods in enumerate(pods_per_level, 1):
-        final = level == len(pods_per_level)
-        sample = min(pods, SAMPLE_PODS)
-        listed = _level(
-            rng,
-            ids,
-            level,
-            sample,
-            final=final,
-            fan_in=fan_in,
-            form=form,
-            attempts=attempts,
-            outputs=outputs,
-            chunk=chunk,
-        )
+    group = 1 if form == "steps" else 0  # a level's StepGroup, not scaled
+    for pods, listed in _levels(pods_per_level, shape, most=SAMPLE_PODS):
         r, c = _encoded(listed)
-        group = 1 if form == "steps" else 0
-        count += group + round((len(listed) - group) * pods / sample)
-        raw, packed = raw + r * pods / sample, packed + c * pods / sample
+        scale = pods / min(pods, SAMPLE_PODS)
+        count += group + round((len(listed) - group) * scale)
+        raw, packed = raw + r * scale, packed + c * scale
     return Size(count, round(raw), round(packed), spec_bytes)
