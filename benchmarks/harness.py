@@ -430,6 +430,7 @@ def projected_mb(files: list[Path], object_store: bool) -> float:
     parts = budget.project(
         fan_in=len(files),
         row_bytes=budget.row_width(ops.get("merge").schema(1)),
+        columns=len(ops.get("merge").schema(1)),
         file_bytes=largest.stat().st_size,
         file_rows=pq.read_metadata(largest).num_rows,
         object_store=object_store,

@@ -68,7 +68,12 @@ def test_the_planners_memory_model_holds_the_pods_across_fan_ins(wide):
     for k in (2, 8, 32):
         measured = peak_rss_mb(["0", "1", "--root", wide, "--fan-in", str(k)])
         parts = budget.project(
-            fan_in=k, row_bytes=width, file_bytes=size, file_rows=300_000, object_store=False
+            fan_in=k,
+            row_bytes=width,
+            columns=len(ops.get("merge").schema(1)),
+            file_bytes=size,
+            file_rows=300_000,
+            object_store=False,
         )
         projected = sum(parts.values())
         print(f"fan-in {k}: measured {measured:.0f} MB, projected {projected:.0f} MB")

@@ -106,6 +106,28 @@ def test_s3_tree_matches_local(s3_env, local_results, op):
     assert store.listdir("l2") == [f"{i}.parquet" for i in range(5)]
 
 
+def test_s3_tree_read_a_column_at_a_time_matches_local(s3_env, local_results, monkeypatch):
+    """With a read budget too small for a row group beside the windows, every input is read
+    a column at a time (storage.readahead: WindowReader.follow_columns), several requests per
+    column chunk; the result is the same, bit for bit."""
+    from workload.storage import readahead
+
+    walked = []
+    follow = readahead.WindowReader.follow_columns
+    monkeypatch.setattr(
+        readahead.WindowReader,
+        "follow_columns",
+        lambda self, columns, share: walked.append(len(columns)) or follow(self, columns, share),
+    )
+    monkeypatch.setattr(readahead, "MIN_COLUMN_WINDOW", 4096)  # windows at this data's scale
+    monkeypatch.setenv("WORKLOAD_READ_BUDGET", "16384")
+    root = f"s3://{BUCKET}/tree-columns"
+    generate(open_store(root), FILES, ROWS, KEYS, SEED)
+    run_tree(root, "merge", **SHAPE)
+    assert result_bytes(open_store(root)) == local_results["merge"]
+    assert walked and set(walked) == {len(schema.EVENTS)}
+
+
 @pytest.mark.parametrize("op", ["merge", "aggregate"])
 def test_oss_tree_matches_local(oss_env, oss_server, local_results, op):
     root = f"oss://{BUCKET}/tree-{op}"

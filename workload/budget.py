@@ -36,7 +36,7 @@ BASE_MB = 160.0  # interpreter, pyarrow, numpy, workload; the Sink's row group a
 OBJECT_STORE_MB = 57.0  # s3fs or ossfs, aiobotocore, their session (233 vs 176 MB at fan-in 2)
 ROW_COPIES = 10.0  # bytes held per row in flight, as decoded row widths: batches, the step's
 # concatenation, packed keys and order, the gathered output and the writer's queue
-READER_MB = 0.2  # a local Parquet reader: a page per column through a 64 KiB buffer
+READER_MB = 0.2  # a Parquet reader that streams: a page per column through a 64 KiB buffer
 DENSE_SLOT_BYTES = 65  # the final pod's dense slots per key (ops.aggregate.ByKey)
 
 
@@ -56,6 +56,7 @@ def project(
     *,
     fan_in: int,
     row_bytes: int,
+    columns: int,
     file_bytes: int,
     file_rows: int,
     object_store: bool,
@@ -65,12 +66,13 @@ def project(
     threads: int = 1,
 ) -> dict[str, float]:
     """A pod's projected peak RSS in MB, by what holds it (`sum(...)` is the total): a level pod
-    reading `fan_in` files, or the final pod (`final`) over `keys` distinct keys (None: unknown,
-    the worst of the dense and the streaming path), with `settings`' batch, row group and read
-    window (workload.settings.Settings; its defaults when None)."""
+    reading `fan_in` files of `columns` columns, or the final pod (`final`) over `keys`
+    distinct keys (None: unknown, the worst of the dense and the streaming path), with
+    `settings`' batch, row group and read window (workload.settings.Settings; its defaults
+    when None)."""
     from .ops.aggregate import ByKey
     from .settings import Settings
-    from .storage.readahead import window_per_input
+    from .storage.readahead import project_reads
 
     s = settings or Settings()
     mb = 1e-6
@@ -88,10 +90,17 @@ def project(
         rows = fan_in * batch_rows(fan_in, s.batch_rows)
         parts["rows in flight"] = rows * row_bytes * ROW_COPIES * mb
     if object_store:
-        window = window_per_input(s.read_window, fan_in)
         group = file_bytes * min(1.0, s.row_group_rows / max(file_rows, 1))
-        per_input = min(2 * window, file_bytes) + group
-        parts["read windows and row groups"] = fan_in * per_input * mb
+        reads = project_reads(
+            file_bytes=file_bytes,
+            group_bytes=int(group),
+            columns=columns,
+            inputs=fan_in,
+            window=s.read_window,
+            budget=s.read_budget,
+        )
+        held = reads.held * mb + (columns * READER_MB / 4 if reads.streamed else 0.0)
+        parts["read windows and row groups"] = fan_in * held
     else:
         parts["readers"] = fan_in * READER_MB
     return parts

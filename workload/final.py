@@ -94,7 +94,7 @@ def _final(
     rels = [layout.level_file(level, i) for i in range(first, first + count)]
     metrics = Metrics("final", level, first, op.name, inputs=rels, output=layout.RESULT_DIR)
     with metrics.timing("read_s"):
-        opened = open_inputs(store, rels, settings.read_window, op.schema(level))
+        opened = open_inputs(store, rels, op.schema(level), settings)
 
     cats = Categories()
     state = op.final(level, cats, _key_range(opened))

@@ -13,8 +13,8 @@ import pyarrow as pa
 
 from . import layout, schema
 from .errors import DataError
+from .settings import Settings
 from .storage import ParquetInput, Store
-from .storage.readahead import window_per_input
 
 OPENING_THREADS = 8  # inputs on an object store opened at once (each: one GET of its footer)
 
@@ -74,18 +74,20 @@ def check_no_extra_input(store: Store, files: int) -> None:
 
 
 def open_inputs(
-    store: Store, rels: list[str], window: int, expected: pa.Schema
+    store: Store, rels: list[str], expected: pa.Schema, settings: Settings
 ) -> list[ParquetInput]:
     """Open every input (footers only) and check its schema before anything is written.
 
     On an object store the inputs are opened in parallel, each with one request, and each
-    starts fetching its first data window at once; their read windows shrink with their number
-    (storage.readahead.window_per_input). When several fail, the first input's error is the
-    one reported, as if they had been opened one after another."""
+    starts fetching its first data at once; their read windows (the read_window setting each
+    at most, read_budget in all) shrink with their number (storage.readahead). When several
+    fail, the first input's error is the one reported, as if they had been opened one after
+    another."""
+    window, budget = settings.read_window, settings.read_budget
     if store.is_local or len(rels) < 2:
         opened = [store.open_parquet(rel, window) for rel in rels]
     else:
-        opened = _open_in_parallel(store, rels, window_per_input(window, len(rels)))
+        opened = _open_in_parallel(store, rels, window, budget)
     for one in opened:
         if not one.schema.remove_metadata().equals(expected):
             raise DataError(
@@ -95,7 +97,9 @@ def open_inputs(
     return opened
 
 
-def _open_in_parallel(store: Store, rels: list[str], window: int) -> list[ParquetInput]:
+def _open_in_parallel(
+    store: Store, rels: list[str], window: int, budget: int
+) -> list[ParquetInput]:
     import threading
 
     results: list[ParquetInput | None] = [None] * len(rels)
@@ -110,7 +114,7 @@ def _open_in_parallel(store: Store, rels: list[str], window: int) -> list[Parque
             if i is None:
                 return
             try:
-                results[i] = store.open_parquet(rels[i], window)
+                results[i] = store.open_parquet(rels[i], window, inputs=len(rels), budget=budget)
             except BaseException as exc:  # re-raised below, in input order
                 errors[i] = exc
 

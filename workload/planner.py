@@ -6,7 +6,10 @@ For N input files of B bytes it tries each fan-in and keeps the plans that fit e
   MAX_WORKFLOW_SIZE, without node status offload (a DAG past the CRD's 200 tasks runs chunks
   of pods per task: layout.dag_chunk);
 - storage: requests per second per prefix within the store's limits (every level's files share
-  one prefix, l{L}/, and their names are sequential).
+  one prefix, l{L}/, and their names are sequential). Pods that read many inputs at once
+  from an object store stream each column in small windows within their read budget, in more
+  requests (storage.readahead); where that breaks a rate, a bigger budget (READ_BUDGETS) that
+  the pods' memory allows reads in fewer.
 Of those it picks the shortest predicted makespan (then the fewest bytes moved), and prints
 per level the files, pods, projected memory, requests per second, bytes and time. A plan that
 breaks a limit is refused with one line naming the limit (ConfigError, exit 78).
@@ -26,9 +29,10 @@ from . import budget, layout, ops
 from .argo import status
 from .errors import ConfigError
 from .settings import Settings
-from .storage.readahead import window_per_input
+from .storage.readahead import READ_AHEAD_BUDGET, project_reads
 
 FAN_INS = (2, 4, 8, 16, 32, 64)
+READ_BUDGETS = tuple(READ_AHEAD_BUDGET << i for i in range(4))  # 64 MiB .. 512 MiB, tried in turn
 MEMORY_HEADROOM = 0.85  # of the pod's memory limit: the projection is within ~15% of measured
 EVENT_BYTES_PER_ROW = 9.0  # the generated events in Parquet (18.0 MB for 2M rows)
 # The rendered spec, a little above what argo/build.py renders (steps 5-9 KB; dag about 62 KB at
@@ -116,6 +120,7 @@ class Plan:
     size: status.Size
     problems: list[str]  # the limits it breaks, one line each; empty when it fits
     metrics_output: bool = True  # level pods' metrics as output parameters (else logs only)
+    read_budget: int = READ_AHEAD_BUDGET  # the pods' read_budget setting
 
     @property
     def pods(self) -> int:
@@ -139,10 +144,12 @@ def _form(request: Request, pods: int) -> str:
     return "dag" if pods <= layout.MAX_DAG_TASKS else "steps"
 
 
-def evaluate(request: Request, fan_in: int) -> Plan:
-    """The plan with this fan-in, with the limits it breaks."""
+def evaluate(request: Request, fan_in: int, *, read_budget: int = READ_AHEAD_BUDGET) -> Plan:
+    """The plan with this fan-in and pods' read budget (the read_budget setting), with the
+    limits it breaks."""
     storage = STORAGE[request.storage]
     rates, op = request.rates, ops.get(request.op)
+    settings = Settings(read_budget=read_budget)
     shape = layout.plan(request.files, fan_in, final_fan_in=request.final_fan_in)
     pods_in_all = sum(shape.pods(level) for level in range(1, shape.levels + 1)) + 1
     form = _form(request, pods_in_all)
@@ -152,13 +159,15 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         final = number == len(shape.files)
         k = files if final else fan_in
         pods = 1 if final else shape.pods(number)
-        width = budget.row_width(op.schema(number))
+        schema = op.schema(number)
         memory = budget.project(
             fan_in=k,
-            row_bytes=width,
+            row_bytes=budget.row_width(schema),
+            columns=len(schema),
             file_bytes=size,
             file_rows=rows,
             object_store=storage.object_store,
+            settings=settings,
             final=final,
             threads=max(1, math.floor(request.pod_cpu)),
         )
@@ -173,8 +182,15 @@ def evaluate(request: Request, fan_in: int) -> Plan:
         # Requests are made while pods work: in waves of `parallelism`, not while images pull
         busy = min(seconds, max(waves * pod_s, pods / rates.pods_created_per_s))
         seconds += rates.cold_pull_s if number == 1 else 0.0
-        window = window_per_input(Settings().read_window, k)
-        gets = pods * (1 + k * (2 + math.ceil(size / window)))  # readahead.py's request count
+        reads = project_reads(
+            file_bytes=size,
+            group_bytes=int(size * min(1.0, settings.row_group_rows / max(rows, 1))),
+            columns=len(schema),
+            inputs=k,
+            window=settings.read_window,
+            budget=settings.read_budget,
+        )
+        gets = pods * (1 + k * reads.gets)  # the manifest, then each input's requests
         puts = pods * (math.ceil(k * size / (5 * 2**20)) + 2)
         level_bytes = files * size
         levels.append(
@@ -209,7 +225,9 @@ def evaluate(request: Request, fan_in: int) -> Plan:
     if not modelled.fits:
         outputs = False
         modelled = model(outputs)
-    plan = Plan(request, fan_in, form, levels, modelled, [], metrics_output=outputs)
+    plan = Plan(
+        request, fan_in, form, levels, modelled, [], metrics_output=outputs, read_budget=read_budget
+    )
     plan.problems = _problems(plan, storage)
     return plan
 
@@ -251,8 +269,11 @@ def choose(request: Request) -> Plan:
     for name in ("files", "file_bytes", "parallelism"):
         layout.check_positive(name.replace("_", "-"), getattr(request, name), minimum=1)
     fan_ins = (request.fan_in,) if request.fan_in else FAN_INS
-    plans = [evaluate(request, k) for k in fan_ins]
-    fitting = [p for p in plans if not p.problems]
+    plans, fitting = [], []
+    for k in fan_ins:
+        tried = [evaluate(request, k, read_budget=b) for b in READ_BUDGETS]
+        plans.append(tried[0])
+        fitting += [p for p in tried if not p.problems][:1]  # the smallest budget that fits
     if fitting:
         return min(fitting, key=lambda p: (p.makespan_s, p.bytes_moved))
     closest = min(plans, key=lambda p: (len(p.problems), p.makespan_s))
@@ -270,6 +291,8 @@ def describe(plan: Plan) -> str:
         f"{'' if plan.metrics_output else ' (level pods metrics in logs only)'}\n"
     )
     store = STORAGE[r.storage].object_store
+    if store:
+        head += f"read budget {plan.read_budget >> 20} MiB per pod (WORKLOAD_READ_BUDGET)\n"
     rows = [("level", "files", "pods", "MB/pod", "GET/s", "PUT/s", "GB read", "est. s")]
     for lv in plan.levels:
         rows.append(
@@ -299,6 +322,7 @@ def as_dict(plan: Plan) -> dict:
         "fan_in": plan.fan_in,
         "form": plan.form,
         "metrics_output": plan.metrics_output,
+        "read_budget": plan.read_budget,
         "pods": plan.pods,
         "nodes": plan.size.nodes,
         "workflow_bytes": plan.size.total_bytes,

@@ -62,7 +62,7 @@ def _process(settings: Settings, file_number: int, level: int, level_pods: int |
     metrics = Metrics("process", level, file_number, op.name, inputs=rels, output=out_rel)
 
     with metrics.timing("read_s"):
-        opened = open_inputs(store, rels, settings.read_window, op.schema(level))
+        opened = open_inputs(store, rels, op.schema(level), settings)
     cats = Categories()
     rows = budget.batch_rows(len(opened), settings.batch_rows)  # fewer, the more inputs
     streams = [(s.what, metrics.timed(s.batches(rows))) for s in opened]

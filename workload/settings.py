@@ -29,6 +29,9 @@ class Settings:
     row_group_rows: int = 262_144
     # Bytes fetched per ranged GET when reading from an object store (one coalesced window).
     read_window: int = 32 * 2**20
+    # Bytes all of a pod's read windows hold together on an object store (storage.readahead);
+    # `workload plan` raises it where the pods' memory allows and request rates need it.
+    read_budget: int = 64 * 2**20  # storage.readahead.READ_AHEAD_BUDGET (not imported: pyarrow)
     # A pod gives up (exit 75) after this many seconds without progress from its storage.
     stall_seconds: float = 120.0
     # A temporary or multipart upload left by a dead writer of the same output is removed once
@@ -54,7 +57,7 @@ class Settings:
         ops.get(self.op)  # a name from ops.OPS, or module:attribute; ConfigError otherwise
         if self.fan_in < 2:
             raise ConfigError(f"fan-in must be >= 2, got {self.fan_in}")
-        for name in ("batch_rows", "row_group_rows", "read_window"):
+        for name in ("batch_rows", "row_group_rows", "read_window", "read_budget"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env(name)} must be >= 1, got {getattr(self, name)}")
         for name in ("stall_seconds", "stale_seconds"):

@@ -29,6 +29,22 @@ def test_a_hundred_thousand_shards_get_a_plan_within_every_limit():
         )
 
 
+def test_a_bigger_read_budget_is_taken_only_where_request_rates_need_it():
+    from workload.storage.readahead import READ_AHEAD_BUDGET
+
+    small = planner.choose(planner.Request(files=128, file_bytes=14 * 10**6, storage="oss"))
+    assert small.read_budget == READ_AHEAD_BUDGET  # the pods' default
+    big = planner.choose(HUNDRED_K)
+    assert (
+        big.read_budget > READ_AHEAD_BUDGET
+        and planner.as_dict(big)["read_budget"] == big.read_budget
+    )
+    at_default = planner.evaluate(HUNDRED_K, big.fan_in)  # its inputs read a column at a time
+    assert any(p.startswith("request rate:") for p in at_default.problems)
+    assert max(lv.gets_per_s for lv in big.levels) < max(lv.gets_per_s for lv in at_default.levels)
+    assert "read budget" in planner.describe(big)
+
+
 def test_metrics_outputs_go_first_and_ten_thousand_files_at_fan_in_two_do_not_fit():
     plan = planner.evaluate(planner.Request(files=6_000, file_bytes=14 * 10**6), 2)
     assert not plan.metrics_output and plan.size.fits
@@ -58,7 +74,9 @@ def test_the_seed_case_prints_its_levels(capsys):
     assert cli.main(["plan", "--files", "128", "--file-bytes", "9.4MB", "--fan-in", "2"]) == 0
     out = capsys.readouterr().out
     assert "fan-in 2, 2 process levels" in out
-    assert [line.split()[0] for line in out.splitlines()[3:6]] == ["l1", "l2", "final"]
+    lines = out.splitlines()
+    table = lines[[line.split()[0] for line in lines].index("level") + 1 :]
+    assert [line.split()[0] for line in table[:3]] == ["l1", "l2", "final"]
 
 
 def test_batches_shrink_with_the_fan_in_so_the_rows_in_flight_do_not_grow():
@@ -67,6 +85,6 @@ def test_batches_shrink_with_the_fan_in_so_the_rows_in_flight_do_not_grow():
     assert inflight == [budget.LEVEL_ROWS] * 5
     assert budget.batch_rows(2, 65_536) == 65_536  # the setting caps it
     assert budget.batch_rows(1000, 65_536) == budget.MIN_BATCH_ROWS
-    local = [budget.project(fan_in=k, row_bytes=width, file_bytes=10**7, file_rows=10**6,
-                            object_store=False) for k in (8, 64)]  # fmt: skip
+    local = [budget.project(fan_in=k, row_bytes=width, columns=4, file_bytes=10**7,
+                            file_rows=10**6, object_store=False) for k in (8, 64)]  # fmt: skip
     assert sum(local[1].values()) - sum(local[0].values()) < 20  # MB: readers only

@@ -9,12 +9,15 @@ import time
 import pytest
 
 from workload.errors import PermissionDenied, TransientError
+from workload.settings import Settings
+from workload.storage import readahead
 from workload.storage.readahead import (
     MIN_WINDOW,
     READ_AHEAD_BUDGET,
     SHORT_READ_ATTEMPTS,
     Tail,
     WindowReader,
+    column_share,
     fetch_tail,
     window_per_input,
 )
@@ -179,8 +182,88 @@ def test_the_footer_and_the_size_come_from_one_suffix_request():
 def test_the_window_shrinks_with_the_inputs_within_the_budget():
     big = 32 * 2**20
     assert window_per_input(big, 1) == big
-    assert window_per_input(big, 2) == READ_AHEAD_BUDGET // 4 == 24 * 2**20
+    assert window_per_input(big, 2) == READ_AHEAD_BUDGET // 4 == 16 * 2**20
     assert window_per_input(big, 4) == READ_AHEAD_BUDGET // 8
-    assert window_per_input(big, 32) == READ_AHEAD_BUDGET // 64 == 3 * 2**19
+    assert window_per_input(big, 16) == READ_AHEAD_BUDGET // 32 == 2 * 2**20
     assert window_per_input(big, 64) == window_per_input(big, 1000) == MIN_WINDOW == 2**20
     assert window_per_input(10_000, 32) == 10_000  # never above what was asked for
+    assert window_per_input(big, 2, budget=4 * READ_AHEAD_BUDGET) == big
+    assert Settings().read_budget == READ_AHEAD_BUDGET  # the setting's default
+    # a column at a time, the share has no floor: it is all that an input holds
+    assert column_share(big, 64) == READ_AHEAD_BUDGET // 128 == 2**19
+
+
+# Two row groups of three columns, as a Parquet file lays them out: (start, end) per chunk.
+COLUMNS = [
+    [(4, 20_004), (50_004, 70_004)],  # a: 20,000 bytes per chunk
+    [(20_004, 40_004), (70_004, 90_004)],  # b
+    [(40_004, 50_004), (90_004, 100_004)],  # c: half as big
+]
+
+
+def test_each_column_is_a_walk_of_its_own_within_its_chunks(monkeypatch):
+    monkeypatch.setattr(readahead, "MIN_COLUMN_WINDOW", 1_000)  # windows at this file's scale
+    store = Store()
+    reader = WindowReader(store.fetch, len(DATA), 50_000, "s3://b/x")
+    reader.follow_columns(COLUMNS, 20_000)  # windows: a 8,000, b 8,000, c 4,000 bytes
+    store.wait_calls(3)
+    assert sorted(store.calls) == [(4, 8_004), (20_004, 28_004), (40_004, 44_004)]
+    # a reader that streams pages: a little of each column in turn, row group by row group
+    for group in range(2):
+        offsets = [ranges[group][0] for ranges in COLUMNS]
+        ends = [ranges[group][1] for ranges in COLUMNS]
+        while offsets != ends:
+            for c in range(3):
+                n = min(1_000, ends[c] - offsets[c])
+                reader.seek(offsets[c])
+                assert reader.read(n) == DATA[offsets[c] : offsets[c] + n]
+                offsets[c] += n
+    store.wait_calls(len(store.calls))
+    asked = sorted(store.calls)
+    # every byte of every chunk asked for once, by windows that never cross a chunk's end
+    assert sum(e - s for s, e in asked) == 100_000 == reader.bytes
+    chunks = sorted(r for ranges in COLUMNS for r in ranges)
+    assert all(any(s <= a and b <= e for s, e in chunks) for a, b in asked)
+    # each column in about as many requests: ceil(20,000 / 8,000) = 3 per chunk of a and b,
+    # ceil(10,000 / 4,000) = 3 of c
+    assert reader.requests == len(asked) == 2 * (3 + 3 + 3)
+
+
+def test_a_read_outside_the_columns_goes_to_the_files_walk():
+    store = Store()
+    tail_start = 100_004
+    reader = WindowReader(
+        store.fetch, len(DATA), 50_000, "s3://b/x", tail=DATA[tail_start:], tail_start=tail_start
+    )
+    reader.follow_columns(COLUMNS, 20_000)
+    store.wait_calls(3)
+    reader.seek(tail_start)
+    assert reader.read() == DATA[tail_start:]  # the footer: held, no request
+    reader.seek(0)
+    assert reader.read(4) == DATA[:4]  # the magic number, outside every chunk
+    assert (0, 50_000) in store.calls
+
+
+def test_the_columns_share_goes_by_their_bytes_and_what_they_can_use():
+    from workload.storage.readahead import MIN_COLUMN_WINDOW, _shares
+
+    one = [[(0, 18_000)], [(0, 1_522_000)], [(0, 734_000)], [(0, 198_000)]]  # the events'
+    key, ts, value, category = _shares(one, 786_432)
+    assert key == 18_000  # a column never gets more than its largest chunk
+    assert ts > value > category == MIN_COLUMN_WINDOW  # by bytes; no window below the floor
+    assert ts + value <= 786_432 - key
+    assert _shares(one, 24 * 2**20) == [18_000, 1_522_000, 734_000, 198_000]  # all whole
+    assert _shares([[], [(0, 10)]], 100) == [0, 10]
+
+
+def test_reads_are_projected_as_the_reader_makes_them():
+    from workload.storage.readahead import project_reads
+
+    events = dict(file_bytes=9_400_000, group_bytes=2_470_000, columns=4, window=32 * 2**20)
+    few = project_reads(**events, inputs=2)
+    assert not few.streamed and few.gets == 3  # footer, the first window, the rest
+    many = project_reads(**events, inputs=64)
+    assert many.streamed and many.held <= 2 * (READ_AHEAD_BUDGET // 128 + 4 * 64 * 1024)
+    assert many.gets == 1 + 4 * 4 * 5  # an upper bound: 58 measured (moto, fan-in 64)
+    more = project_reads(**events, inputs=64, budget=8 * READ_AHEAD_BUDGET)
+    assert not more.streamed and more.gets < many.gets  # a bigger budget: fewer requests

@@ -34,7 +34,7 @@ def _options(args: argparse.Namespace):
 
 def _plan(path: Path) -> dict:
     """The Options a plan fixes (`workload plan --json > plan.json`): the shape, the op, the
-    pods' CPU and memory, the parallelism."""
+    pods' CPU, memory and read budget, the parallelism."""
     import json
 
     from workload.errors import ConfigError
@@ -61,6 +61,7 @@ def _plan(path: Path) -> dict:
             "final_cpu": cpu,
             "final_memory": memory,
             "metrics_output": plan["metrics_output"],
+            "read_budget": count(plan["read_budget"], "read_budget"),
         }
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         what = f"{type(exc).__name__}: {exc}" if isinstance(exc, ValueError) else type(exc).__name__

@@ -35,7 +35,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from workload import __version__, layout
+from workload import DEFAULT_IMAGE, layout
 from workload.errors import (
     EXIT_CONFIG,
     EXIT_DATA,
@@ -68,7 +68,7 @@ class Options:
     files: int = 128
     fan_in: int = 2
     final_fan_in: int = layout.DEFAULT_FINAL_FAN_IN
-    image: str = f"registry.example.com/workload:{__version__}"
+    image: str = DEFAULT_IMAGE
     root: str = MOUNT
     op: str = "merge"
     claim: str | None = "pvc-oss"  # the PVC mounted at /mnt/vol (OSS or NAS); None for none
@@ -92,6 +92,9 @@ class Options:
     # (about half of a finished run's status by argo/status.py's model), and nothing in the
     # workflow reads it; off, the pods still print it in their logs.
     metrics_output: bool = True
+    # The pods' read budget on object stores (WORKLOAD_READ_BUDGET), from the plan; None: the
+    # pods' default (workload.settings.Settings.read_budget).
+    read_budget: int | None = None
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "workload"})
 
     @property
@@ -148,7 +151,7 @@ def _env(o: Options) -> list:
             secret_key="OSS_ACCESS_KEY_SECRET",
             optional=True,
         ),
-    ]
+    ] + ([Env(name="WORKLOAD_READ_BUDGET", value=str(o.read_budget))] if o.read_budget else [])
 
 
 # -- what a retry fixes ------------------------------------------------------------------------

@@ -61,7 +61,16 @@ from ..errors import (
 )
 from .local import LocalFS
 from .parquet import ParquetInput, damaged, reread_once
-from .readahead import FIRST_WINDOW, SHORT_READ_ATTEMPTS, WindowReader, fetch_tail
+from .readahead import (
+    FIRST_WINDOW,
+    READ_AHEAD_BUDGET,
+    SHORT_READ_ATTEMPTS,
+    WindowReader,
+    column_share,
+    fetch_tail,
+    streams_columns,
+    window_per_input,
+)
 
 __all__ = ["Output", "ParquetInput", "Store", "open_store", "reread_once"]
 
@@ -326,36 +335,56 @@ class Store:
 
     # -- Parquet input --------------------------------------------------------------------
     def open_parquet(
-        self, rel: str, window: int, *, first_window: int = FIRST_WINDOW
+        self,
+        rel: str,
+        window: int,
+        *,
+        inputs: int = 1,
+        budget: int = READ_AHEAD_BUDGET,
+        first_window: int = FIRST_WINDOW,
     ) -> ParquetInput:
-        """Open a Parquet input (its footer is read and checked). On an object store its
-        first data window (`first_window` bytes) is then fetched in the background."""
+        """Open a Parquet input (its footer is read and checked), one of `inputs` that a pod
+        reads at once with the `window` and `budget` settings (storage.readahead: each input's
+        windows shrink with their number). On an object store its first data is then fetched
+        in the background."""
         what = self.describe(rel)
         full = self.path(rel)
         reader = None
+        share = column_share(window, inputs, budget)
         if self.is_local:
             identity = self.identity(rel)  # also: absent, a directory, no access
             source: Any = self._call(rel, lambda: self.arrow_fs.open_input_file(full))
             size = source.size()
         else:
-            reader, identity = self._open_object(rel, window, first_window)
+            per_input = window_per_input(window, inputs, budget)
+            reader, identity = self._open_object(rel, per_input, first_window)
             size = identity[0]
             source = pa.PythonFile(reader, mode="r")
         try:
-            # On local disk, column chunks streamed through a small buffer rather than read
-            # whole: a reader then holds about a page per column, not a row group's compressed
-            # chunks (the final pod over 32 inputs, 10M keys: peak 422 -> 356 MB, no slower).
-            # Not through a read window: its columns' streams would read back and forth.
-            buffer = READ_BUFFER if reader is None else 0
+            meta = pq.read_metadata(source)
+            # Column chunks streamed through a small buffer rather than read whole: a reader
+            # then holds about a page per column, not a row group's compressed chunks (on
+            # local disk, the final pod over 32 inputs, 10M keys: peak 422 -> 356 MB, no
+            # slower). From an object store, the same when a row group would not fit beside
+            # the input's windows (then each column is a walk of its own: follow_columns);
+            # else chunks are read whole out of one walk of windows, in fewer requests.
+            streamed = reader is None or streams_columns(_largest_row_group(meta), share)
             file = pq.ParquetFile(
-                source, pre_buffer=False, buffer_size=buffer, page_checksum_verification=True
+                source,
+                metadata=meta,
+                pre_buffer=False,
+                buffer_size=READ_BUFFER if streamed else 0,
+                page_checksum_verification=True,
             )
         except (pa.ArrowInvalid, OSError) as exc:
             if reader is not None and reader.error is not None:
                 raise reader.error from None
             raise damaged(what, identity, exc) from None
-        if reader is not None and file.metadata.num_row_groups:
-            reader.prefetch(len(b"PAR1"))  # the first column chunk follows the magic number
+        if reader is not None and meta.num_row_groups:
+            if streamed:
+                reader.follow_columns(_column_chunks(meta), share)
+            else:
+                reader.prefetch(len(b"PAR1"))  # the first column chunk follows the magic number
         return ParquetInput(file, what, reader, size, identity)
 
     def _open_object(self, rel: str, window: int, first_window: int) -> tuple[WindowReader, tuple]:
@@ -386,6 +415,32 @@ class Store:
             )
         reader.count(responses, received)
         return reader, identity
+
+
+def _column_chunks(meta: pq.FileMetaData) -> list[list[tuple[int, int]]]:
+    """Each column's chunks as byte ranges (from its dictionary page, when it has one), row
+    group by row group."""
+    columns: list[list[tuple[int, int]]] = [[] for _ in range(meta.num_columns)]
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            start = chunk.data_page_offset
+            if chunk.has_dictionary_page and 0 < chunk.dictionary_page_offset < start:
+                start = chunk.dictionary_page_offset
+            columns[c].append((start, start + chunk.total_compressed_size))
+    return columns
+
+
+def _largest_row_group(meta: pq.FileMetaData) -> int:
+    """The compressed bytes of the file's largest row group."""
+    return max(
+        (
+            sum(meta.row_group(g).column(c).total_compressed_size for c in range(meta.num_columns))
+            for g in range(meta.num_row_groups)
+        ),
+        default=0,
+    )
 
 
 def file_sha256(path: str) -> str:

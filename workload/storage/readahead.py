@@ -13,19 +13,29 @@ its versions apart, so no HEAD is needed (`fetch_tail`). Its first data window, 
 (`WindowReader.prefetch`), for every input at once.
 
 Memory: the window shrinks with the number of inputs so that all of a pod's windows fit in
-READ_AHEAD_BUDGET (two per input), but never below MIN_WINDOW (`window_per_input`): one input
-keeps `read_window`, a level pod's two get 24 MiB windows (96 MiB in all: on an 8M-row pair
-its peak RSS on S3 went from 297 to 337-347 MB, where 32 MiB windows made it 358-380 MB, while
-the pod took half the time; before, one window per input was held and each fetch briefly held
-a window twice over), 8 get 6 MiB, the final pod's 32 get 1.5 MiB, and from 48 inputs on each
-gets MIN_WINDOW (64 inputs: 128 MiB). The floor was 8 MiB: 1 GiB of windows at fan-in 64. An
-input then costs its footer GET and about one GET per window: 2 + ceil(bytes / window).
+its read budget (the read_budget setting, READ_AHEAD_BUDGET = 64 MiB by default: two windows
+per input), but never below MIN_WINDOW (`window_per_input`): one input keeps `read_window`, a
+level pod's two get 16 MiB windows, 8 get 4 MiB, and from 32 inputs on each gets MIN_WINDOW.
+(Read-ahead itself halved a pod's time on S3; one window per input was held before.) An input
+then costs its footer GET and about one GET per window: 2 + ceil(bytes / window).
+
+A Parquet reader reads a row group's column chunks whole out of such a walk, so an input
+also holds a row group (2.5 MB for 262,144 events): at fan-in 32 and 64 the merge pod on S3
+peaked at 436 and 574 MB (96 MiB budget). When a row group is bigger than the input's part of
+one window of the budget (`streams_columns`), the reader streams pages instead and each column
+is a walk of its own (`WindowReader.follow_columns`): two windows per column within the same
+budget, each column's in proportion to its bytes, whatever the row groups' size. Fan-in 16,
+32, 64 on moto: 344-355, 336-350, 382 MB (64 MiB), for about 4x the requests (928 against 224
+at fan-in 32, 3,712 against 640 at 64). `project_reads` projects both (budget.py, planner.py);
+`workload plan` raises a plan's budget where the requests would break a store's rate.
 Windows never reach past a file's end.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import math
 import threading
 from collections.abc import Callable
 from typing import NamedTuple
@@ -37,14 +47,88 @@ from ..errors import TransientError, WorkloadError, classify_storage
 SHORT_READ_ATTEMPTS = 3
 FOOTER_READ = 64 * 1024  # Arrow's Parquet reader reads this much from a file's end first
 FIRST_WINDOW = 4 * 2**20  # an input's first data window: computing starts once it is in
-READ_AHEAD_BUDGET = 96 * 2**20  # all of a pod's windows, two per input (current and next)
+READ_AHEAD_BUDGET = 64 * 2**20  # all of a pod's windows (the read_budget setting's default)
 MIN_WINDOW = 2**20
+MIN_COLUMN_WINDOW = 64 * 1024  # a column's window when each column is read on its own
 
 
-def window_per_input(window: int, inputs: int) -> int:
+def window_per_input(window: int, inputs: int, budget: int = READ_AHEAD_BUDGET) -> int:
     """The read window of each of `inputs` inputs read at once: `window`, or smaller so that
-    two windows per input fit in READ_AHEAD_BUDGET, but not below MIN_WINDOW."""
-    return min(window, max(MIN_WINDOW, READ_AHEAD_BUDGET // (2 * max(inputs, 1))))
+    two windows per input fit in `budget`, but not below MIN_WINDOW."""
+    return min(window, max(MIN_WINDOW, budget // (2 * max(inputs, 1))))
+
+
+def column_share(window: int, inputs: int, budget: int = READ_AHEAD_BUDGET) -> int:
+    """The bytes of one window of every column together, when each of `inputs` inputs reads
+    its columns side by side (WindowReader.follow_columns): a window and the one read ahead
+    per column all fit in `budget`, with no floor but each column's MIN_COLUMN_WINDOW (here
+    the windows are all that an input holds)."""
+    return min(window, budget // (2 * max(inputs, 1)))
+
+
+def _shares(columns: list[list[tuple[int, int]]], share: int) -> list[int]:
+    """Each column's window: `share` split in proportion to the columns' bytes, none above its
+    largest chunk (what a column cannot use goes to the others), none below MIN_COLUMN_WINDOW
+    (or its largest chunk, when smaller). 0 for a column without bytes."""
+    sizes = [sum(e - s for s, e in ranges) for ranges in columns]
+    caps = [max((e - s for s, e in ranges), default=0) for ranges in columns]
+    windows = [0] * len(columns)
+    left, open_ = share, [c for c, size in enumerate(sizes) if size]
+    while open_:  # a column whose part is more than its largest chunk gets that chunk
+        total = sum(sizes[c] for c in open_)
+        capped = [c for c in open_ if caps[c] <= left * sizes[c] // total]
+        if not capped:
+            for c in open_:
+                windows[c] = left * sizes[c] // total
+            break
+        for c in capped:
+            windows[c] = caps[c]
+            left -= caps[c]
+        open_ = [c for c in open_ if c not in capped]
+    return [
+        max(w, min(MIN_COLUMN_WINDOW, cap)) if cap else 0
+        for w, cap in zip(windows, caps, strict=True)
+    ]
+
+
+class Reads(NamedTuple):
+    """How an input is read from an object store, projected before it is opened."""
+
+    streamed: bool  # each column a walk of its own (WindowReader.follow_columns)
+    held: int  # bytes the input holds at most: its windows, and a row group read whole
+    gets: int  # requests, its footer's included (an upper bound when streamed)
+
+
+def streams_columns(group_bytes: int, share: int) -> bool:
+    """Whether an input whose largest row group has `group_bytes` is read a column at a time,
+    `share` being its part of one window of the pod's read budget (column_share): when a row
+    group read whole is bigger than that, the row groups of all inputs would add more than
+    half the budget to the windows. Below it a walk over the file takes fewer requests (a
+    level pod at fan-in 8 reading 112 MB files of 3.7 MB row groups: 30 per input, against
+    121 a column at a time)."""
+    return group_bytes > share
+
+
+def project_reads(
+    *,
+    file_bytes: int,
+    group_bytes: int,
+    columns: int,
+    inputs: int,
+    window: int,
+    budget: int = READ_AHEAD_BUDGET,
+) -> Reads:
+    """What reading a file of `file_bytes` in row groups of `group_bytes` costs, as one of
+    `inputs` inputs read at once with the `window` and `budget` settings."""
+    share = column_share(window, inputs, budget)
+    if not streams_columns(group_bytes, share):
+        per_input = window_per_input(window, inputs, budget)
+        held = min(2 * per_input, file_bytes) + group_bytes
+        return Reads(False, held, 2 + math.ceil(file_bytes / per_input))
+    groups = math.ceil(file_bytes / max(group_bytes, 1))
+    # each column's window is its part of the share or, at most, the floor: within both
+    held = 2 * (min(share, group_bytes) + columns * min(MIN_COLUMN_WINDOW, group_bytes))
+    return Reads(True, held, 1 + groups * columns * math.ceil(group_bytes / share))
 
 
 class Tail(NamedTuple):
@@ -128,15 +212,44 @@ class _Ahead:
         return self._result
 
 
+class _Stream:
+    """One sequential walk over `extents` (sorted byte ranges): the window in use and the
+    next one, fetched in the background. A window never crosses an extent's end."""
+
+    def __init__(self, extents: list[tuple[int, int]], window: int):
+        self.extents, self.window = extents, window
+        self._starts = [start for start, _ in extents]
+        self.buf = memoryview(b"")
+        self.start = 0
+        self.ahead: _Ahead | None = None
+
+    def holds(self, pos: int) -> bool:
+        return 0 <= pos - self.start < len(self.buf)
+
+    def span(self, pos: int) -> int:
+        """The end of a window that starts at `pos`."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        end = self.extents[i][1] if i >= 0 and pos < self.extents[i][1] else pos + self.window
+        return min(end, pos + self.window)
+
+    def following(self, end: int) -> int | None:
+        """Where the window after one that ends at `end` starts (None: the walk is over)."""
+        i = bisect.bisect_right(self._starts, end) - 1
+        if i >= 0 and end < self.extents[i][1]:
+            return end
+        return self._starts[i + 1] if i + 1 < len(self._starts) else None
+
+
 class WindowReader:
-    """A read-only file object over ranged fetches, with a read-ahead window.
+    """A read-only file object over ranged fetches, with read-ahead windows.
 
     Sequential reads (how a Parquet reader walks row groups and column chunks) hit the window;
     each window, once in use, has the next one fetched in the background; a read elsewhere
-    fetches `window` bytes from there in one request. A response shorter than asked for is
-    asked for again (SHORT_READ_ATTEMPTS in all), then reported as a flaky store. `tail`: bytes
-    already read from `tail_start` on (the file's end, from fetch_tail). Counts requests and
-    bytes."""
+    fetches `window` bytes from there in one request. After `follow_columns` each column's
+    chunks are a walk of their own (a read goes to the walk of the chunk that holds it). A
+    response shorter than asked for is asked for again (SHORT_READ_ATTEMPTS in all), then
+    reported as a flaky store. `tail`: bytes already read from `tail_start` on (the file's end,
+    from fetch_tail). Counts requests and bytes."""
 
     def __init__(
         self,
@@ -152,9 +265,11 @@ class WindowReader:
         self._fetch, self._size, self._window, self._what = fetch, size, window, what
         self._first_window = min(window, first_window or window)
         self._pos = 0
-        self._buf = memoryview(tail)
-        self._buf_start = tail_start
-        self._ahead: _Ahead | None = None
+        self._file = _Stream([(0, size)], window)  # every read outside the column walks
+        self._file.buf, self._file.start = memoryview(tail), tail_start
+        self._columns: list[_Stream] = []
+        self._chunk_starts: list[int] = []  # every column chunk, by offset: (end, its walk)
+        self._chunks: list[tuple[int, _Stream]] = []
         self._lock = threading.Lock()
         self.requests = 0
         self.bytes = 0
@@ -183,8 +298,9 @@ class WindowReader:
 
     def close(self) -> None:
         self.closed = True
-        self._buf = memoryview(b"")
-        self._ahead = None  # its thread ends on its own; nothing waits for it
+        for stream in (self._file, *self._columns):
+            stream.buf = memoryview(b"")
+            stream.ahead = None  # its thread ends on its own; nothing waits for it
 
     def count(self, responses: int, received: int) -> None:
         self.requests += responses
@@ -194,9 +310,32 @@ class WindowReader:
         """Start fetching the window at `start` in the background (an input's first data
         window, asked for when it is opened), unless the window already holds it."""
         with self._lock:
-            if self._ahead is None and not self._holds(start) and start < self._size:
+            stream = self._file
+            if stream.ahead is None and not stream.holds(start) and start < self._size:
                 end = min(self._size, start + self._first_window)
-                self._ahead = _Ahead(start, end, self._get)
+                stream.ahead = _Ahead(start, end, self._get)
+
+    def follow_columns(self, columns: list[list[tuple[int, int]]], share: int) -> None:
+        """Read each column's chunks (`columns[c]`: their byte ranges, row group by row group)
+        as a walk of its own and start fetching each column's first window. A Parquet reader
+        that streams pages reads its columns' chunks side by side: one walk over the file
+        would fetch the same bytes again at every change of column; one walk per column holds
+        two windows per column, whatever the row groups. The columns' windows add up to
+        `share`, each column's in proportion to its bytes (so each takes about as many
+        requests), none below MIN_COLUMN_WINDOW."""
+        with self._lock:
+            windows = _shares(columns, share)
+            self._columns = [
+                _Stream(sorted(ranges), window)
+                for ranges, window in zip(columns, windows, strict=True)
+                if window
+            ]
+            chunks = sorted((s, e, w) for w in self._columns for s, e in w.extents if e > s)
+            self._chunk_starts = [s for s, _, _ in chunks]
+            self._chunks = [(e, w) for _, e, w in chunks]
+            for stream in self._columns:
+                start = stream.extents[0][0]
+                stream.ahead = _Ahead(start, stream.span(start), self._get)
 
     def read(self, n: int = -1) -> bytes:
         with self._lock:
@@ -206,32 +345,37 @@ class WindowReader:
             pieces = []
             pos = self._pos
             while pos < end:
-                if self._holds(pos):
-                    lo = pos - self._buf_start
-                    take = min(end - pos, len(self._buf) - lo)
-                    pieces.append(self._buf[lo : lo + take])
+                stream = self._walk(pos)
+                if stream.holds(pos):
+                    lo = pos - stream.start
+                    take = min(end - pos, len(stream.buf) - lo)
+                    pieces.append(stream.buf[lo : lo + take])
                     pos += take
                 else:
-                    self._move(pos, end)
+                    self._move(stream, pos, end)
             self._pos = end
             return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
 
-    def _holds(self, pos: int) -> bool:
-        return 0 <= pos - self._buf_start < len(self._buf)
+    def _walk(self, pos: int) -> _Stream:
+        """The walk that reads `pos`: its column's, or the file's."""
+        i = bisect.bisect_right(self._chunk_starts, pos) - 1
+        if i >= 0 and pos < self._chunks[i][0]:
+            return self._chunks[i][1]
+        return self._file
 
-    def _move(self, pos: int, end: int) -> None:
-        """Make the window hold `pos`: the read-ahead window if it starts there, else a fetch
-        of `window` bytes (at least up to `end`) from `pos` on."""
-        self._buf = memoryview(b"")  # let the old window go before the new one arrives
-        ahead, self._ahead = self._ahead, None
+    def _move(self, stream: _Stream, pos: int, end: int) -> None:
+        """Make `stream`'s window hold `pos`: the window read ahead if it starts there, else
+        a fetch of a window (at least up to `end`) from `pos` on."""
+        stream.buf = memoryview(b"")  # let the old window go before the new one arrives
+        ahead, stream.ahead = stream.ahead, None
         if ahead is not None and ahead.start <= pos < ahead.end:
-            self._install(ahead.start, self._take(ahead.result))
+            self._install(stream, ahead.start, self._take(ahead.result))
             return
         if ahead is not None:  # a read elsewhere: wait for it (bounded memory), drop it
             with contextlib.suppress(WorkloadError):  # its failure matters no more
                 self.count(*ahead.result()[1:])
-        stop = max(end, min(self._size, pos + self._window))
-        self._install(pos, self._take(lambda: self._get(pos, stop)))
+        stop = min(self._size, max(end, stream.span(pos)))
+        self._install(stream, pos, self._take(lambda: self._get(pos, stop)))
 
     def _take(self, run: Callable[[], tuple[bytes, int, int]]) -> bytes:
         try:
@@ -243,12 +387,13 @@ class WindowReader:
         self.error = None
         return data
 
-    def _install(self, start: int, data: bytes) -> None:
-        """`data` is the window now; the next one is fetched in the background."""
-        self._buf, self._buf_start = memoryview(data), start
-        following = start + len(data)
-        if following < self._size:
-            self._ahead = _Ahead(following, min(self._size, following + self._window), self._get)
+    def _install(self, stream: _Stream, start: int, data: bytes) -> None:
+        """`data` is the stream's window now; its next one is fetched in the background."""
+        stream.buf, stream.start = memoryview(data), start
+        following = stream.following(start + len(data))
+        if following is not None and following < self._size:
+            end = min(self._size, stream.span(following))
+            stream.ahead = _Ahead(following, end, self._get)
 
     def _get(self, start: int, end: int) -> tuple[bytes, int, int]:
         return _checked(
