@@ -9,10 +9,11 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from argo_expander import expand, run
 
 from workload import errors, ops, run_local
 from workload.argo.build import FORMS, TEMPLATE_NAME, Options
+from workload.argo.expand import expand
+from workload.argo.local import run
 from workload.argo.validate import validate
 from workload.generate import generate
 from workload.settings import Settings

@@ -1,5 +1,5 @@
 """Argo retries exactly what a retry fixes: the rendered retryStrategy.expression, evaluated with
-expr-lang's semantics (tests/argo_expander.py: evaluate_condition) on the lastRetry.* variables
+expr-lang's semantics (workload/argo/expr.py: evaluate_condition) on the lastRetry.* variables
 Argo builds for each way a pod can end; and the rest of the retry set-up (backoff, failFast,
 output parameter defaults)."""
 
@@ -9,7 +9,6 @@ import re
 
 import pytest
 import yaml
-from argo_expander import evaluate_condition, expand
 
 from workload import errors
 from workload.argo import __main__ as cli
@@ -19,6 +18,8 @@ from workload.argo.build import (
     INFRASTRUCTURE_MESSAGES,
     Options,
 )
+from workload.argo.expand import expand
+from workload.argo.expr import evaluate_condition
 from workload.argo.validate import validate
 from workload.testing.pods import REPO
 

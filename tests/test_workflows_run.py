@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
-from argo_expander import PodFailed, SecretRef, expand, resolve_env, run, substitute
 from moto.server import ThreadedMotoServer
 
-from workload import errors, layout, run_local
+from workload import errors, run_local
 from workload.argo.build import FORMS, TEMPLATE_NAME, Options
+from workload.argo.expand import SecretRef, expand
+from workload.argo.expr import substitute
+from workload.argo.local import IMAGE_SCRIPTS, PodFailed, image_workdir, resolve_env, run
 from workload.generate import generate
 from workload.settings import Settings
 from workload.storage import open_store
 from workload.testing.pods import REPO, run_tree
+from workload.testing.pods import result_files as _result
 from workload.verify import verify
 
 ROWS, KEYS, SEED = 300, 2000, 7  # small files: these tests are about the manifests
@@ -30,12 +33,16 @@ BUCKET = "workflows-run"
 
 # -- fixtures and helpers ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def image(tmp_path_factory) -> Path:
-    """The image's WORKDIR (/app): what the Dockerfile copies there."""
-    app = tmp_path_factory.mktemp("app")
-    for script in ("process.py", "merge.py"):
-        shutil.copy(REPO / "image" / script, app / script)
-    return app
+def image() -> Iterator[Path]:
+    """The image's WORKDIR (/app), as `run-local` lays it out."""
+    with image_workdir() as app:
+        yield app
+
+
+def test_run_local_lays_out_the_images_workdir_as_the_dockerfile_does(image):
+    copied = {p.name: p.read_text() for p in image.iterdir()}
+    assert copied == {name: (REPO / "image" / name).read_text() for name in IMAGE_SCRIPTS}
+    assert "COPY image/process.py image/merge.py ./" in (REPO / "Dockerfile").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +71,6 @@ def reference(tmp_path_factory):
 
 def _inputs(root: str, files: int) -> None:
     generate(open_store(root), files, ROWS, KEYS, SEED)
-
-
-def _result(root: str) -> tuple[bytes, bytes]:
-    store = open_store(root)
-    return store.read_bytes(layout.BY_KEY), store.read_bytes(layout.BY_CATEGORY)
 
 
 def _check(root: str, files: int, reference) -> None:
@@ -202,6 +204,55 @@ def test_s3_through_the_image_scripts(tmp_path, image, reference, monkeypatch):
         assert all("test-secret-s3" not in r.stdout + r.stderr for w in results for r in w)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("form", ["standalone", "dag", "workflow"])
+def test_run_local_runs_a_manifest_file_as_the_cluster_would(form, tmp_path, reference, capsys):
+    """`python -m workload.argo run-local`: the rendered file (a Workflow, a WorkflowTemplate,
+    a Workflow that references one), its PVC mapped by claim name, the Secret from a Secret
+    manifest, `-p` as `argo submit -p`."""
+    from workload.argo.__main__ import main
+
+    root = tmp_path / "vol"
+    _inputs(str(root), 9)
+    files = {}
+    for name in {form, "steps"}:
+        assert main(["render", "--files", "9", "--final-fan-in", "2", "--form", name]) == 0
+        files[name] = tmp_path / f"{name}.yaml"
+        files[name].write_text(capsys.readouterr().out)
+    manifest = files[form]
+    secret = tmp_path / "secret.yaml"
+    secret.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: oss-credentials}\n"
+        "stringData: {OSS_ACCESS_KEY_ID: id, OSS_ACCESS_KEY_SECRET: not-shown}\n"
+    )
+    args = ["run-local", str(manifest), "--volume", f"pvc-oss={root}", "--secret", str(secret)]
+    args += ["--template", str(files["steps"])] if form == "workflow" else []
+    assert main([*args, "-p", "op=aggregate", "--parallelism", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "11 pods in 4 waves, all succeeded"  # 9 -> 5 -> 3 -> 2 -> 1
+    assert "not-shown" not in out
+    _check(str(root), 9, reference)
+
+
+def test_run_local_refuses_what_it_cannot_map_by_name(tmp_path, capsys):
+    from workload.argo.__main__ import main
+
+    manifest = tmp_path / "steps.yaml"
+    assert main(["render", "--files", "9", "--form", "steps"]) == 0
+    manifest.write_text(capsys.readouterr().out)
+    cases = [
+        ([], "pass --volume pvc-oss=PATH"),
+        (["--volume", "other=/x"], "pass --volume pvc-oss=PATH"),
+        (["--volume", "pvc-oss"], "--volume expects CLAIM=PATH, got 'pvc-oss'"),
+        (["--volume", f"pvc-oss={tmp_path}", "-p", "nope=1"], "'nope'"),
+        (["--volume", f"pvc-oss={tmp_path}", "-p", "op=sort"], "op='sort'"),
+    ]
+    for extra, phrase in cases:
+        code = main(["run-local", str(manifest), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code in (errors.EXIT_CONFIG, errors.EXIT_USAGE), (extra, code)
+        assert len(err) == 1 and phrase in err[0], (extra, err)
 
 
 def test_steps_form_without_process_levels_reads_every_file():
@@ -396,6 +447,27 @@ def test_a_hundred_thousand_planned_shards_render_valid_manifests_within_the_sta
         assert size.total_bytes < status.MAX_WORKFLOW_SIZE and size.nodes > 2 * sum(pods)
     main = next(t for t in FORMS["dag"](options).to_dict()["spec"]["templates"] if "dag" in t)
     assert len(main["dag"]["tasks"]) <= 200 and dag_chunk(options.plan) > 1
+
+
+def test_render_takes_the_plans_read_budget_to_every_pod(tmp_path, capsys):
+    from workload import cli
+    from workload.argo.__main__ import main
+
+    plan_file = tmp_path / "plan.json"
+    args = ["plan", "--files", "100000", "--file-bytes", "14MB", "--storage", "oss", "--json"]
+    assert cli.main(args) == 0
+    plan_file.write_text(capsys.readouterr().out)
+    budget = json.loads(plan_file.read_text())["read_budget"]
+    assert main(["render", "--plan", str(plan_file), "--form", "steps"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    pods = [t for t in doc["spec"]["templates"] if "container" in t]
+    for template in pods:
+        env = {e["name"]: e.get("value") for e in template["container"]["env"]}
+        assert env["WORKLOAD_READ_BUDGET"] == str(budget), template["name"]
+    [[first, *_], *_] = expand(
+        {"kind": "WorkflowTemplate", "spec": doc["spec"]}, {"root": "s3://b/x"}
+    )
+    assert first.env["WORKLOAD_READ_BUDGET"] == str(budget)
 
 
 @pytest.mark.parametrize("form", ["steps", "dag"])

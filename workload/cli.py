@@ -1,5 +1,5 @@
 """The `workload` console script, for people: generate | process | final | run | plan |
-simulate | verify.
+simulate | verify | batch | migrate.
 
 The pods own their command lines (workload/process.py, workload/final.py); this imports them and
 is never imported by them.
@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("process", help="run one level pod (python -m workload.process)", add_help=False)
     sub.add_parser("final", help="run the final pod (python -m workload.final)", add_help=False)
     sub.add_parser("merge", help="the final pod under the seed's name", add_help=False)
+    sub.add_parser(
+        "batch", help="the tree as Batch jobs (python -m workload.batch)", add_help=False
+    )
 
     r = sub.add_parser("run", help="run the whole tree locally, then verify")
     command.pod_options(r, root_default=LOCAL_ROOT)
@@ -94,6 +97,16 @@ def parser() -> argparse.ArgumentParser:
     )
     simulate.arguments(m)
 
+    g = sub.add_parser("migrate", help="convert Batch job definitions and jobs to an Argo Workflow")
+    g.add_argument("file", help="a Batch file, or job definitions and submissions (JSON or YAML)")
+    g.add_argument("--claim", default="pvc-oss", help="the PVC that stands for Batch's volumes")
+    g.add_argument(
+        "--lenient",
+        action="store_true",
+        help="list the fields that have no mapping in a comment instead of failing",
+    )
+    g.add_argument("--out", help="write the Workflow here (default: stdout)")
+
     v = sub.add_parser("verify", help="check ROOT/result against the generator's manifest")
     v.add_argument(
         "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
@@ -131,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pods = {"process": process.main, "final": final.main, "merge": final.main}
     if argv[:1] and argv[0] in pods:
         return pods[argv[0]](argv[1:], prog=f"workload {argv[0]}")
+    if argv[:1] == ["batch"]:  # its own parser (workload/batch/__main__.py)
+        from .batch.__main__ import main as batch
+
+        return batch(argv[1:])
 
     def go() -> int:
         args = parser().parse_args(argv)
@@ -140,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plan": _plan,
             "simulate": _simulate,
             "verify": _verify,
+            "migrate": _migrate,
         }
         return commands[args.command](args)
 
@@ -226,6 +244,18 @@ def _simulate(args: argparse.Namespace) -> int:
     from . import planner, simulate
 
     return simulate.main(planner.choose(_request(args, rates=simulate.rates(args))), args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .batch.migrate import convert, read
+
+    text = convert(read(args.file), claim=args.claim, lenient=args.lenient).to_yaml()
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -94,6 +94,19 @@ def plan(files: int, fan_in: int = 2, levels: int | None = None, final_fan_in: i
     return Plan(tuple(counts), fan_in)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The tree a rendered manifest or Batch file bakes in (their Options extend it)."""
+
+    files: int = 128
+    fan_in: int = 2
+    final_fan_in: int = DEFAULT_FINAL_FAN_IN
+
+    @property
+    def plan(self) -> Plan:
+        return plan(self.files, self.fan_in, final_fan_in=self.final_fan_in)
+
+
 MAX_DAG_TASKS = 200  # Argo's v4 CRD: maxItems of a DAG template's tasks
 
 

@@ -3,6 +3,7 @@
 render    write the manifests of every form into --out (default ./manifests), or one to stdout
 validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them
 submit    create a form on an Argo server through Hera (token from $ARGO_TOKEN)
+run-local run a manifest's pods here, in order, each pod's exact command line (argo/local.py)
 """
 
 from __future__ import annotations
@@ -139,10 +140,32 @@ def submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pair(text: str) -> tuple[str, str]:
+def run_local(args: argparse.Namespace) -> int:
+    from .local import run_manifest
+
+    waves = run_manifest(
+        args.manifest,
+        parameters=dict(_pair(p) for p in args.parameter),
+        volumes=dict(_pair(v, "--volume", "CLAIM=PATH") for v in args.volume),
+        secrets=args.secret,
+        templates=args.template,
+        parallelism=args.parallelism,
+    )
+    for n, wave in enumerate(waves, 1):
+        print(
+            f"wave {n}: {len(wave)} pods succeeded ({', '.join(r.pod.name for r in wave[:3])}"
+            f"{', ...' if len(wave) > 3 else ''})"
+        )
+    print(f"{sum(map(len, waves))} pods in {len(waves)} waves, all succeeded")
+    return 0
+
+
+def _pair(text: str, flag: str = "-p", form: str = "name=value") -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise SystemExit(f"error: -p expects name=value, got {text!r}")
+        from workload.errors import UsageError
+
+        raise UsageError(f"{flag} expects {form}, got {text!r}")
     return name, value
 
 
@@ -206,11 +229,33 @@ def main(argv: list[str] | None = None) -> int:
         help="create the WorkflowTemplate, then a Workflow that references it",
     )
     s.add_argument("--insecure", action="store_true", help="do not verify the server's TLS")
+    x = sub.add_parser("run-local", help="run a manifest's pods here, in order")
+    x.add_argument("manifest", type=Path, help="a Workflow or WorkflowTemplate (YAML or JSON)")
+    x.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    x.add_argument(
+        "--volume",
+        action="append",
+        default=[],
+        metavar="CLAIM=PATH",
+        help="the folder that stands for a PersistentVolumeClaim mounted at /mnt/vol",
+    )
+    x.add_argument(
+        "--secret", action="append", default=[], type=Path, help="a Kubernetes Secret manifest"
+    )
+    x.add_argument(
+        "--template",
+        action="append",
+        default=[],
+        type=Path,
+        help="a file of WorkflowTemplates that a workflowTemplateRef names",
+    )
+    x.add_argument("--parallelism", type=int, default=2, help="pods at once (default 2)")
     args = parser.parse_args(argv)
     from workload.errors import WorkloadError
 
+    commands = {"render": render, "validate": validate, "submit": submit, "run-local": run_local}
     try:
-        return {"render": render, "validate": validate, "submit": submit}[args.command](args)
+        return commands[args.command](args)
     except WorkloadError as exc:  # a bad option or plan: one line and its exit code
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -62,12 +62,9 @@ TEMPLATE_NAME = "process-data"
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(layout.Shape):
     """What a rendered manifest bakes in; everything else is a workflow parameter."""
 
-    files: int = 128
-    fan_in: int = 2
-    final_fan_in: int = layout.DEFAULT_FINAL_FAN_IN
     image: str = DEFAULT_IMAGE
     root: str = MOUNT
     op: str = "merge"
@@ -96,10 +93,6 @@ class Options:
     # pods' default (workload.settings.Settings.read_budget).
     read_budget: int | None = None
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "workload"})
-
-    @property
-    def plan(self) -> layout.Plan:
-        return layout.plan(self.files, self.fan_in, final_fan_in=self.final_fan_in)
 
 
 def _p(name: str) -> str:

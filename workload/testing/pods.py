@@ -44,6 +44,12 @@ def run_tree(
     return plan
 
 
+def result_files(root: str) -> tuple[bytes, bytes]:
+    """The bytes of the two result files, for comparing runs bit for bit."""
+    store = open_store(root)
+    return store.read_bytes(layout.BY_KEY), store.read_bytes(layout.BY_CATEGORY)
+
+
 def read_result(root: str) -> tuple[pa.Table, pa.Table]:
     return pq.read_table(f"{root}/{layout.BY_KEY}"), pq.read_table(f"{root}/{layout.BY_CATEGORY}")
 
