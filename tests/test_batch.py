@@ -5,6 +5,7 @@ seed's own Batch JSON converts, and runs once it says which level each job reads
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from workload import cli, errors, run_local
 from workload.argo import local as argo_local
+from workload.argo.__main__ import main as argo_main
 from workload.argo.build import FORMS
 from workload.argo.build import Options as ArgoOptions
 from workload.argo.expand import expand as expand_argo
@@ -320,3 +322,163 @@ def test_the_seeds_batch_json_runs_locally_once_it_says_its_levels(tmp_path, app
     reference = str(tmp_path / "reference")
     run_local.run(Settings.load(root=reference), files=128, rows=ROWS, keys=KEYS, seed=GEN_SEED)
     assert _result(root) == _result(reference)
+
+
+# -- secrets, plans, the command line ----------------------------------------------------------
+def test_secrets_go_by_reference_and_map_to_one_kubernetes_secret(tmp_path, app, capsys):
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:oss"
+    with pytest.raises(errors.ConfigError, match="need --execution-role-arn"):
+        render(Options(files=9, secret_arn=arn))
+    role = "arn:aws:iam::123456789012:role/batch-execution"
+    batch = render(Options(files=9, final_fan_in=2, secret_arn=arn, execution_role_arn=role))
+    assert model.problems(batch) == []
+    secrets = batch["jobDefinitions"][0]["containerProperties"]["secrets"]
+    assert secrets[0] == {"name": "OSS_ACCESS_KEY_ID", "valueFrom": f"{arn}:OSS_ACCESS_KEY_ID::"}
+    root = str(tmp_path / "vol")
+    _inputs(root, 9)
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(batch))
+    given = [f"{arn}:OSS_ACCESS_KEY_ID::=key-id", f"{arn}:OSS_ACCESS_KEY_SECRET::=not-shown"]
+    args = ["batch", "run-local", str(path), "--volume", f"workdir={root}"]
+    assert cli.main([*args, "--secret", given[0]]) == errors.EXIT_CONFIG  # one is missing
+    assert "OSS_ACCESS_KEY_SECRET" in capsys.readouterr().err
+    assert cli.main([*args, *(a for g in given for a in ("--secret", g))]) == 0
+    assert "not-shown" not in capsys.readouterr().out
+    migrated = yaml.safe_load(convert(batch, secret="oss", lenient=True).to_yaml())
+    env = {e["name"]: e for e in migrated["spec"]["templates"][0]["container"]["env"]}
+    assert env["OSS_ACCESS_KEY_SECRET"]["valueFrom"] == {
+        "secretKeyRef": {"name": "oss", "key": "OSS_ACCESS_KEY_SECRET"}
+    }
+    assert arn not in json.dumps(migrated)
+
+
+def test_render_takes_a_plan(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    assert cli.main(["plan", "--files", "1000", "--file-bytes", "14MB", "--json"]) == 0
+    plan.write_text(capsys.readouterr().out)
+    chosen = json.loads(plan.read_text())
+    assert cli.main(["batch", "render", "--plan", str(plan)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    command = doc["jobDefinitions"][0]["containerProperties"]["command"]
+    assert command[command.index("--fan-in") + 1] == str(chosen["fan_in"])
+    assert doc["jobs"][0]["arrayProperties"]["size"] == -(-1000 // chosen["fan_in"])
+
+
+def test_submit_from_the_command_line(tmp_path, batch_client, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(render(Options(files=4, final_fan_in=2))))
+    endpoint = batch_client.meta.endpoint_url
+    args = ["batch", "submit", str(path), "--endpoint-url", endpoint, "--region", "us-east-1"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in out] == [
+        "process-data",
+        "merge-data",
+        "process-data-l1",
+        "merge-data",
+    ]
+
+
+def test_evaluate_on_exit_becomes_an_expression_that_retries_when_batch_would():
+    rules = [
+        {"onExitCode": "137", "action": "EXIT"},  # the first matching rule decides...
+        {"onExitCode": "1*", "action": "RETRY"},
+        {"onReason": "CannotPull*", "action": "EXIT"},
+    ]
+    expression = retry_expression(rules)
+    for code, message, retried in [
+        ("137", "OOMKilled", False),  # ...so 137 ends the job though 1* would retry it
+        ("12", "Error", True),
+        ("3", "CannotPullContainerError", False),
+        ("3", "Error", True),  # no rule matches: Batch retries
+    ]:
+        scope = {"lastRetry.exitCode": code, "lastRetry.message": message}
+        assert evaluate_condition(expression, scope) is retried, (code, message)
+    with pytest.raises(errors.ConfigError, match="only a trailing"):
+        retry_expression([{"onExitCode": "1*3", "action": "RETRY"}])
+
+
+def test_n_to_n_becomes_one_task_per_index_waiting_for_the_same_index(tmp_path):
+    doc = render(Options(files=8, fan_in=2, final_fan_in=2))  # 8 -> 4 -> 2 -> result
+    first, second = doc["jobs"][0], doc["jobs"][1]
+    prepare = {**copy.deepcopy(first), "jobName": "prepare"}
+    check = {**copy.deepcopy(first), "jobName": "check"}
+    first["dependsOn"] = [{"jobId": "prepare", "type": "N_TO_N"}]
+    check["dependsOn"] = [{"jobId": "process-data-l1", "type": "N_TO_N"}]  # the same size
+    second["dependsOn"] = [{"jobId": "process-data-l1", "type": "N_TO_N"}]  # another size
+    doc["jobs"] = [prepare, first, check, *doc["jobs"][1:]]
+    migrated = yaml.safe_load(convert(doc).to_yaml())
+    tasks = {t["name"]: t for t in migrated["spec"]["templates"][-1]["dag"]["tasks"]}
+    # child i waits for child i of the job it names; that job is one task over its array
+    assert [tasks[f"process-data-l1-{i}"]["dependencies"] for i in range(4)] == [["prepare"]] * 4
+    assert [tasks[f"check-{i}"]["dependencies"] for i in range(4)] == [
+        [f"process-data-l1-{i}"] for i in range(4)
+    ]
+    index = tasks["check-2"]["arguments"]["parameters"][-1]
+    assert index == {"name": "index", "value": "2"}
+    # N_TO_N on a job of another size cannot pair the children: it waits for all of them
+    assert tasks["process-data-l2"]["dependencies"] == [f"process-data-l1-{i}" for i in range(4)]
+    assert validate(migrated) == []
+
+
+@pytest.mark.parametrize(
+    "command, content, phrase",
+    [
+        (["batch", "validate"], "{}", "jobDefinitions: a list"),
+        (["batch", "run-local"], '{"jobDefinitions": [5], "jobs": [{}]}', "not an object"),
+        (
+            ["migrate"],
+            '{"jobDefinitions": [{"jobDefinitionName": "a", "type": "container"}], "jobs": []}',
+            "no jobs",
+        ),
+        (
+            ["migrate"],
+            '[{"jobDefinitionName": "a"}, {"jobName": "j", "jobDefinition": "a"}]',
+            "type None, not container",
+        ),
+        (["migrate"], "[1, 2]", "neither a job definition nor a job"),
+        (["migrate"], "{not json", "neither JSON objects nor YAML"),
+    ],
+)
+def test_bad_files_are_one_line_and_code_78(command, content, phrase, tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    code = cli.main([*command, str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code in (errors.EXIT_CONFIG, 1) and len(err) == 1 and phrase in err[0], (code, err)
+
+
+def test_argo_run_local_refuses_a_manifest_of_the_wrong_shape_in_one_line(tmp_path, capsys):
+    path = tmp_path / "wf.yaml"
+    path.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec: 5\n")
+    assert argo_main(["run-local", str(path)]) == errors.EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a manifest this expands" in err[0]
+
+
+def test_names_batch_takes_become_names_argo_takes():
+    doc = render(Options(files=9, final_fan_in=2))
+    doc["jobDefinitions"][0]["jobDefinitionName"] = "proc_data"
+    for job in doc["jobs"]:
+        job["jobDefinition"] = (
+            "proc_data" if job["jobDefinition"] == "process-data" else job["jobDefinition"]
+        )
+    doc["jobs"][0]["jobName"] = "1st_Level"
+    doc["jobs"][1]["dependsOn"] = [{"jobId": "1st_Level"}]
+    migrated = yaml.safe_load(convert(doc).to_yaml())
+    assert validate(migrated) == []
+    tasks = [t["name"] for t in migrated["spec"]["templates"][-1]["dag"]["tasks"]]
+    assert tasks[0] == "job-1st-level" and "proc-data" in [
+        t["name"] for t in migrated["spec"]["templates"]
+    ]
+
+
+def test_sequential_names_no_job_and_is_listed_not_dropped():
+    doc = render(Options(files=9, final_fan_in=2))
+    doc["jobs"][0]["dependsOn"] = [{"type": "SEQUENTIAL"}]
+    assert model.problems(doc) == []
+    assert [len(w) for w in batch_local.expand(doc)][:5] == [1] * 5  # its children one by one
+    with pytest.raises(errors.ConfigError, match="SEQUENTIAL"):
+        convert(doc)

@@ -101,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("file", help="a Batch file, or job definitions and submissions (JSON or YAML)")
     g.add_argument("--claim", default="pvc-oss", help="the PVC that stands for Batch's volumes")
     g.add_argument(
+        "--secret", default="oss-credentials", help="the Secret that holds Batch's secrets' keys"
+    )
+    g.add_argument(
         "--lenient",
         action="store_true",
         help="list the fields that have no mapping in a comment instead of failing",
@@ -249,7 +252,9 @@ def _simulate(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from .batch.migrate import convert, read
 
-    text = convert(read(args.file), claim=args.claim, lenient=args.lenient).to_yaml()
+    text = convert(
+        read(args.file), claim=args.claim, secret=args.secret, lenient=args.lenient
+    ).to_yaml()
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EXIT_INTERNAL, WorkloadError
+from ..errors import EXIT_INTERNAL, EXIT_TRANSIENT, UsageError, WorkloadError, register_secret
 from .expand import Pod, SecretRef
 from .expr import Unsupported
 
@@ -73,6 +73,7 @@ def resolve_env(pod: Pod, secrets: Mapping[tuple[str, str], str]) -> dict[str, s
             out[name] = value
         elif (value.name, value.key) in secrets:
             out[name] = secrets[value.name, value.key]
+            register_secret(out[name])  # masked in every message from here on
         elif not value.optional:
             raise Unsupported(f"pod {pod.name}: secret {value.name}/{value.key} is missing")
     return out
@@ -121,6 +122,8 @@ def _prepare(pod: Pod, tmp: Path, volume, env, secrets) -> tuple[list[str], dict
         [p] for p in PYTHONS
     ):
         raise Unsupported(f"pod {pod.name}: not python3 in {IMAGE_WORKDIR}: {pod.argv}")
+    if others := sorted(set(pod.mounts) - {MOUNT}):
+        raise Unsupported(f"pod {pod.name} mounts {others[0]}: only {MOUNT} is mapped here")
     argv = [_on_volume(pod, a, volume) for a in pod.argv]
     full = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "AWS_", "OSS_"))}
     full |= {**env, **resolve_env(pod, secrets)}
@@ -160,8 +163,16 @@ def _finish(pod: Pod, code: int, stdout: str, stderr: str, outputs: dict) -> Res
     return Result(pod, stdout, stderr, {k: v.removesuffix("\n") for k, v in values.items()})
 
 
+POD_SECONDS = 3600  # a pod that runs longer is stopped, as the manifests' deadline would
+
+
 def _subprocess(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) -> Result:
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=POD_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        raise PodFailed(pod, EXIT_TRANSIENT, f"ran over {POD_SECONDS} s and was stopped") from None
     return _finish(pod, done.returncode, done.stdout, done.stderr, outputs)
 
 
@@ -206,9 +217,16 @@ def read_secrets(paths: list[Path]) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for path in paths:
         for doc in load_documents(path):
-            if doc.get("kind") != "Secret" or "name" not in (doc.get("metadata") or {}):
+            metadata = doc.get("metadata")
+            if (
+                doc.get("kind") != "Secret"
+                or not isinstance(metadata, dict)
+                or not metadata.get("name")
+            ):
                 raise Unsupported(f"--secret {path}: not a Kubernetes Secret with a name")
-            name = doc["metadata"]["name"]
+            if not all(isinstance(doc.get(k) or {}, dict) for k in ("data", "stringData")):
+                raise Unsupported(f"--secret {path}: data and stringData must be mappings")
+            name = str(metadata["name"])
             for key, value in (doc.get("data") or {}).items():
                 try:
                     out[name, key] = base64.b64decode(str(value), validate=True).decode()
@@ -234,7 +252,7 @@ def run_manifest(
     from .expand import expand
 
     if parallelism < 1:
-        raise Unsupported(f"--parallelism must be >= 1, got {parallelism}")
+        raise UsageError(f"--parallelism must be >= 1, got {parallelism}")
     documents = load_documents(path)
     library = [d for p in templates for d in load_documents(p)] + documents
     by_name = {
@@ -249,10 +267,15 @@ def run_manifest(
         kinds = [d.get("kind") for d in documents]
         raise Unsupported(f"{path}: expected one Workflow or WorkflowTemplate, found {kinds}")
     manifest = runnable[0]
-    waves = expand(manifest, dict(parameters), by_name)
-    spec = manifest["spec"]
-    if "workflowTemplateRef" in spec:
-        spec = by_name[spec["workflowTemplateRef"]["name"]]["spec"]
+    try:
+        waves = expand(manifest, dict(parameters), by_name)
+        spec = manifest["spec"]
+        if "workflowTemplateRef" in spec:
+            spec = by_name[spec["workflowTemplateRef"]["name"]]["spec"]
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a field of a wrong shape
+        raise Unsupported(
+            f"{path}: not a manifest this expands ({type(exc).__name__}: {exc})"
+        ) from None
     folder, resolved = _mount_folder(spec, waves, volumes), read_secrets(secrets)
     with image_workdir() as app:
         return run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
@@ -275,4 +298,13 @@ def _mount_folder(spec: dict, waves: list[list[Pod]], volumes: Mapping[str, str]
             raise Unsupported(f"volume {name!r} is claim {claim!r}: pass --volume {claim}=PATH")
     if unknown := sorted(set(volumes) - {claims.get(n) for n in mounted}):
         raise Unsupported(f"--volume {unknown[0]}: no pod mounts that claim at {MOUNT}")
-    return next((volumes[str(claims[n])] for n in sorted(mounted)), None)
+    folder = next((volumes[str(claims[n])] for n in sorted(mounted)), None)
+    return None if folder is None else local_folder(folder, "--volume")
+
+
+def local_folder(path: str, flag: str) -> str:
+    """The folder that stands for a volume, absolute (the pods run in the image's /app)."""
+    folder = os.path.abspath(path)
+    if not os.path.isdir(folder):
+        raise Unsupported(f"{flag} {path}: no folder {folder}")
+    return folder

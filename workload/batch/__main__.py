@@ -135,7 +135,8 @@ def _pair(text: str, flag: str, form: str) -> tuple[str, str]:
 
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise UsageError(f"{flag} expects {form}, got {text!r}")
+        shown = "a value without" if flag == "--secret" else repr(text)  # never a secret's text
+        raise UsageError(f"{flag} expects {form}, got {shown}")
     return name, value
 
 

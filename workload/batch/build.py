@@ -31,6 +31,7 @@ MAX_DEPENDS_ON = 20
 MAX_ATTEMPTS = 10
 MAX_EXIT_RULES = 5
 MIN_TIMEOUT_SECONDS = 60
+SECRET_KEYS = ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET")
 EXIT_EMISSARY = 64  # retried on Argo too (argo/build.py): never one of our pods' codes
 
 
@@ -48,7 +49,12 @@ class Options(layout.Shape):
     timeout_seconds: int = 3600  # per attempt
     oss_endpoint: str = ""
     host_path: str = MOUNT  # the node's mount of the shared volume (NAS, OSS) when root is a path
-    platform: str = "EC2"  # or FARGATE; "Serverless Container" on Alibaba's Batch Compute
+    platform: str = "EC2"  # or FARGATE
+    # A Secrets Manager secret (its ARN) whose JSON keys OSS_ACCESS_KEY_ID and
+    # OSS_ACCESS_KEY_SECRET become the pods' variables; "" for none (a role or a volume).
+    secret_arn: str = ""
+    # The role Batch's agent uses to pull the image and read `secret_arn` (FARGATE needs one).
+    execution_role_arn: str = ""
 
 
 def check(o: Options) -> None:
@@ -58,6 +64,15 @@ def check(o: Options) -> None:
         raise ConfigError(f"--retries {o.retries}: Batch allows 1..{MAX_ATTEMPTS} attempts")
     if o.timeout_seconds < MIN_TIMEOUT_SECONDS:
         raise ConfigError(f"--timeout-seconds {o.timeout_seconds}: Batch's minimum is 60")
+    if o.platform not in ("EC2", "FARGATE"):  # AWS's names (Alibaba's "Serverless Container"
+        # is read by `workload migrate`, not written: botocore's model does not know it)
+        raise ConfigError(f"--platform {o.platform!r}: expected EC2 or FARGATE")
+    if (o.platform == "FARGATE" or o.secret_arn) and not o.execution_role_arn:
+        raise ConfigError("--platform FARGATE and --secret-arn need --execution-role-arn")
+    if o.platform == "FARGATE" and "://" not in o.root:
+        raise ConfigError(
+            f"--root {o.root!r}: FARGATE has no host volumes; use an s3:// or oss:// root"
+        )
     plan = o.plan
     for level in range(1, plan.levels + 1):
         if plan.pods(level) > MAX_ARRAY_SIZE:
@@ -81,6 +96,12 @@ def _definition(o: Options, name: str, command: list[str]) -> dict:
         ],
         "environment": [{"name": "OSS_ENDPOINT", "value": o.oss_endpoint}],
     }
+    if o.execution_role_arn:
+        container["executionRoleArn"] = o.execution_role_arn
+    if o.secret_arn:  # by reference: the values never appear in the file
+        container["secrets"] = [
+            {"name": key, "valueFrom": f"{o.secret_arn}:{key}::"} for key in SECRET_KEYS
+        ]
     if "://" not in o.root:
         container["volumes"] = [{"name": "workdir", "host": {"sourcePath": o.host_path}}]
         container["mountPoints"] = [{"sourceVolume": "workdir", "containerPath": MOUNT}]

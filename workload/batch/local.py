@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..argo.expand import Pod, SecretRef
 from ..argo.expr import Unsupported
+from ..errors import UsageError
 
 # Fields that change what a pod runs are modelled; those that do not (roles, network,
 # platform, tags) are taken as they are. Anything else is refused.
@@ -62,7 +63,7 @@ def expand(document: dict) -> list[list[Pod]]:
     """The pods of every job of a Batch file, as waves in submission order."""
     from .model import check
 
-    check(document)
+    check(document)  # also: every request an object, every reference to an earlier job
     definitions = {d["jobDefinitionName"]: d for d in document["jobDefinitions"]}
     waves: list[list[Pod]] = []
     for job in document["jobs"]:
@@ -149,10 +150,10 @@ def run_file(
 ):
     """Every pod of the Batch file at `path`, run here in order: `volumes` maps a definition's
     volume name to the folder that stands for it, `secrets` a secret's valueFrom to its value."""
-    from ..argo.local import MOUNT, image_workdir, run
+    from ..argo.local import MOUNT, image_workdir, local_folder, run
 
     if parallelism < 1:
-        raise Unsupported(f"--parallelism must be >= 1, got {parallelism}")
+        raise UsageError(f"--parallelism must be >= 1, got {parallelism}")
     waves = expand(load(path))
     mounted = {pod.mounts[MOUNT] for wave in waves for pod in wave if MOUNT in pod.mounts}
     if len(mounted) > 1:
@@ -162,7 +163,7 @@ def run_file(
             raise Unsupported(f"volume {name!r} is mounted at {MOUNT}: pass --volume {name}=PATH")
     if unknown := sorted(set(volumes) - mounted):
         raise Unsupported(f"--volume {unknown[0]}: no job mounts that volume at {MOUNT}")
-    folder = next((volumes[n] for n in mounted), None)
+    folder = next((local_folder(volumes[n], "--volume") for n in mounted), None)
     with image_workdir() as app:
         return run(
             waves,

@@ -35,13 +35,23 @@ def problems(document: Any) -> list[str]:
     """What Batch would refuse in a Batch file (build.py's shape), one line each."""
     if not isinstance(document, dict) or set(document) - {"jobDefinitions", "jobs", "submitted"}:
         return ["a Batch file is an object of jobDefinitions, jobs (and submitted job ids)"]
+    definitions, jobs = document.get("jobDefinitions"), document.get("jobs")
+    submitted = document.get("submitted") or {}
+    if not isinstance(definitions, list) or not definitions:
+        return ["jobDefinitions: a list of RegisterJobDefinition requests, not empty"]
+    if not isinstance(jobs, list) or not jobs:
+        return ["jobs: a list of SubmitJob requests, not empty"]
+    if not isinstance(submitted, dict):
+        return ["submitted: an object of jobName -> jobId"]
+    if bad := [r for r in definitions + jobs if not isinstance(r, dict)]:
+        return [f"a request that is not an object: {str(bad[0])[:80]}"]
     from botocore.validate import ParamValidator
 
     model, out = service_model(), []
-    requests = [("RegisterJobDefinition", d) for d in document.get("jobDefinitions") or []]
-    requests += [("SubmitJob", j) for j in document.get("jobs") or []]
+    requests = [("RegisterJobDefinition", d) for d in definitions]
+    requests += [("SubmitJob", j) for j in jobs]
     for operation, request in requests:
-        name = (request or {}).get("jobDefinitionName") or (request or {}).get("jobName")
+        name = request.get("jobDefinitionName") or request.get("jobName")
         what = f"{operation} {name!r}"
         shape = model.operation_model(operation).input_shape
         report = ParamValidator().validate(request, shape)
@@ -50,8 +60,7 @@ def problems(document: Any) -> list[str]:
             continue
         out += [f"{what}: {p}" for p in _enums(request, shape, "")]
         out += [f"{what}: {p}" for p in _limits(request)]
-    out += _references(document)
-    return out
+    return out or _references(document)  # the references once every request is well-formed
 
 
 def check(document: Any) -> None:
@@ -99,14 +108,18 @@ def _limits(request: dict) -> list[str]:
 
 def _references(document: dict) -> list[str]:
     """Every dependency names an earlier job of the file (or a submitted job id)."""
-    out, earlier = [], set((document.get("submitted") or {}).values())
-    for job in document.get("jobs") or []:
+    submitted = document.get("submitted") or {}
+    out, earlier = [], set(submitted.values())
+    for job in document["jobs"]:
         for dep in job.get("dependsOn") or []:
+            if "jobId" not in dep and dep.get("type") == "SEQUENTIAL":
+                continue  # its own children one after another: no other job named
             if dep.get("jobId") not in earlier:
                 out.append(
-                    f"SubmitJob {job.get('jobName')!r}: dependsOn {dep.get('jobId')!r} is no "
+                    f"SubmitJob {job['jobName']!r}: dependsOn {dep.get('jobId')!r} is no "
                     "earlier job of the file"
                 )
-        earlier.add(job.get("jobName"))
-        earlier.add((document.get("submitted") or {}).get(job.get("jobName")))
+        earlier.add(job["jobName"])
+        if job["jobName"] in submitted:
+            earlier.add(submitted[job["jobName"]])
     return out

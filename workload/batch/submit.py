@@ -34,8 +34,9 @@ def submit(document: dict, client: Any, *, say: Callable[[str], None] = print) -
         request = copy.deepcopy(job)
         request["jobDefinition"] = arns.get(job["jobDefinition"], job["jobDefinition"])
         for dependency in request.get("dependsOn") or []:
-            named = names.get(dependency["jobId"], dependency["jobId"])
-            dependency["jobId"] = ids.get(named, dependency["jobId"])
+            if "jobId" in dependency:  # (SEQUENTIAL names no other job)
+                named = names.get(dependency["jobId"], dependency["jobId"])
+                dependency["jobId"] = ids.get(named, dependency["jobId"])
         answer = _call(f"submit job {job['jobName']!r}", client.submit_job, request)
         ids[job["jobName"]] = answer["jobId"]
         say(f"submitted {job['jobName']} as {answer['jobId']}")
