@@ -227,6 +227,12 @@ def test_run_local_runs_a_manifest_file_as_the_cluster_would(form, tmp_path, ref
         "stringData: {OSS_ACCESS_KEY_ID: id, OSS_ACCESS_KEY_SECRET: not-shown}\n"
     )
     args = ["run-local", str(manifest), "--volume", f"pvc-oss={root}", "--secret", str(secret)]
+    if form == "dag":  # the same command as `workload argo run-local`
+        from workload import cli
+
+        def main(argv):
+            return cli.main(["argo", *argv])
+
     args += ["--template", str(files["steps"])] if form == "workflow" else []
     assert main([*args, "-p", "op=aggregate", "--parallelism", "3"]) == 0
     out = capsys.readouterr().out

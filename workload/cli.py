@@ -1,5 +1,5 @@
 """The `workload` console script, for people: generate | process | final | run | plan |
-simulate | verify | batch | migrate.
+simulate | verify | batch | migrate | argo.
 
 The pods own their command lines (workload/process.py, workload/final.py); this imports them and
 is never imported by them.
@@ -151,6 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .batch.__main__ import main as batch
 
         return batch(argv[1:])
+    if argv[:1] == ["argo"]:  # python -m workload.argo, which needs the argo extra (hera)
+        try:
+            from .argo.__main__ import main as argo
+        except ImportError:
+            log("error: `workload argo` needs hera: pip install 'workload[argo]'")
+            return errors.EXIT_CONFIG
+        return argo(argv[1:])
 
     def go() -> int:
         args = parser().parse_args(argv)
