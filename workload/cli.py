@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "batch", help="the tree as Batch jobs (python -m workload.batch)", add_help=False
     )
+    sub.add_parser("argo", help="manifests: render, validate, submit, run-local", add_help=False)
 
     r = sub.add_parser("run", help="run the whole tree locally, then verify")
     command.pod_options(r, root_default=LOCAL_ROOT)
@@ -152,12 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return batch(argv[1:])
     if argv[:1] == ["argo"]:  # python -m workload.argo, which needs the argo extra (hera)
+        from .argo.__main__ import main as argo
+
         try:
-            from .argo.__main__ import main as argo
-        except ImportError:
+            return argo(argv[1:])
+        except ImportError as exc:
+            if not (exc.name or "").startswith(("hera", "yaml")):
+                raise
             log("error: `workload argo` needs hera: pip install 'workload[argo]'")
             return errors.EXIT_CONFIG
-        return argo(argv[1:])
 
     def go() -> int:
         args = parser().parse_args(argv)
