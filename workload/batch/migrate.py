@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..argo.expr import Unsupported
+from ..errors import ConfigError
 from .local import INDEX, definition_name
 
 ECI_PLATFORMS = ("FARGATE", "Serverless Container")
@@ -170,6 +171,12 @@ def convert(
     lenient: bool = False,
 ) -> Conversion:
     """The Workflow that runs `document`'s jobs (a Batch file, as `read` gives it)."""
+    try:
+        import hera  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "workload migrate writes through Hera: pip install 'workload[argo]'"
+        ) from None
     from hera.workflows import DAG, Workflow
     from hera.workflows import models as m
 

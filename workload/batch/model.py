@@ -45,9 +45,9 @@ def problems(document: Any) -> list[str]:
         return ["submitted: an object of jobName -> jobId"]
     if bad := [r for r in definitions + jobs if not isinstance(r, dict)]:
         return [f"a request that is not an object: {str(bad[0])[:80]}"]
+    model, out = service_model(), []  # first: without botocore, one line and its install hint
     from botocore.validate import ParamValidator
 
-    model, out = service_model(), []
     requests = [("RegisterJobDefinition", d) for d in definitions]
     requests += [("SubmitJob", j) for j in jobs]
     for operation, request in requests:
