@@ -162,7 +162,8 @@ def test_submit_template_then_workflow_by_reference(fake_argo, monkeypatch):
     host, seen = fake_argo
     monkeypatch.setenv("ARGO_TOKEN", "t0ken-value")
     assert (
-        cli.main(["submit", "--host", host, "--form", "dag", "--template", "-p", "fan_in=2"]) == 0
+        cli.main(["submit", "--host", host, "--form", "dag", "--template", "-p", "op=aggregate"])
+        == 0
     )
     (tpath, _, tbody), (wpath, auth, wbody) = seen
     assert tpath == "/api/v1/workflow-templates/argo"
@@ -171,12 +172,23 @@ def test_submit_template_then_workflow_by_reference(fake_argo, monkeypatch):
     assert auth == "Bearer t0ken-value"
     assert wbody["workflow"]["spec"]["workflowTemplateRef"] == {"name": "process-data-dag"}
     assert wbody["workflow"]["spec"]["arguments"]["parameters"] == [
-        {"name": "fan_in", "value": "2"}
+        {"name": "op", "value": "aggregate"}
     ]
 
 
-def test_submit_rejects_unknown_parameters(fake_argo):
+@pytest.mark.parametrize("template", [[], ["--template"]])
+def test_submit_rejects_unknown_parameters_before_creating_anything(fake_argo, template, capsys):
     host, seen = fake_argo
-    with pytest.raises(SystemExit, match="unknown parameters: nope"):
-        cli.main(["submit", "--host", host, "-p", "nope=1"])
+    assert cli.main(["submit", "--host", host, *template, "-p", "fan_in=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "-p fan_in: the" in err[0] and "no such parameter" in err[0]
     assert seen == []
+
+
+def test_no_service_account_is_forced_unless_one_is_asked_for(capsys):
+    """The controller's workflow defaults (or the namespace's default account) decide, unless
+    `--service-account` says: a forced `default` without the executor's RBAC fails every pod."""
+    for form in FORMS:
+        assert "serviceAccountName" not in FORMS[form](Options()).to_dict()["spec"]
+    assert cli.main(["render", "--form", "steps", "--service-account", "workload-runner"]) == 0
+    assert "serviceAccountName: workload-runner" in capsys.readouterr().out

@@ -117,6 +117,15 @@ def submit(args: argparse.Namespace) -> int:
     params = dict(_pair(p) for p in args.parameter)
     if args.template:
         template = (steps_template if args.form == "steps" else dag_template)(options)
+        arguments = template.arguments if isinstance(template.arguments, list) else []
+        declared = {str(p.name) for p in arguments if isinstance(p, Parameter)}
+        if unknown := sorted(set(params) - declared):  # before anything is created
+            from workload.errors import UsageError
+
+            raise UsageError(
+                f"-p {unknown[0]}: the template has no such parameter "
+                f"(it has {', '.join(sorted(declared))})"
+            )
         template.workflows_service = service
         template.namespace = args.namespace
         template.create()
@@ -132,7 +141,9 @@ def submit(args: argparse.Namespace) -> int:
             if isinstance(p, Parameter) and p.name in params:
                 p.value = params.pop(p.name)
         if params:
-            raise SystemExit(f"error: unknown parameters: {', '.join(sorted(params))}")
+            from workload.errors import UsageError
+
+            raise UsageError(f"-p {sorted(params)[0]}: the workflow has no such parameter")
     workflow.workflows_service = service
     workflow.namespace = args.namespace
     created = workflow.create()

@@ -71,7 +71,7 @@ class Options(layout.Shape):
     claim: str | None = "pvc-oss"  # the PVC mounted at /mnt/vol (OSS or NAS); None for none
     secret: str = "oss-credentials"  # Secret with OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET
     oss_endpoint: str = ""
-    service_account: str = "default"
+    service_account: str | None = None  # None: the controller's default for the namespace
     parallelism: int = 64
     retries: int = 3
     pod_deadline_seconds: int = 3600
