@@ -95,6 +95,17 @@ def quantity(name: str) -> Callable[[str], int]:
     return parse
 
 
+def pair(
+    text: str, flag: str, form: str = "NAME=VALUE", *, secret: bool = False
+) -> tuple[str, str]:
+    """A `flag` value of the form NAME=VALUE; UsageError naming it (a secret's text never)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        shown = "a value without" if secret else repr(text)
+        raise UsageError(f"{flag} expects {form}, got {shown}")
+    return name, value
+
+
 def op_name(text: str) -> str:
     """--op: a name from the ops registry or module:attribute (the op is resolved now)."""
     from . import ops

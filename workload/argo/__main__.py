@@ -104,6 +104,8 @@ def validate(args: argparse.Namespace) -> int:
 def submit(args: argparse.Namespace) -> int:
     from hera.workflows import Parameter, WorkflowsService
 
+    from workload.command import pair
+
     from .build import FORMS, dag_template, steps_template, workflow_from_template
 
     token = os.environ.get("ARGO_TOKEN")
@@ -114,7 +116,7 @@ def submit(args: argparse.Namespace) -> int:
         verify_ssl=not args.insecure,
     )
     options = _options(args)
-    params = dict(_pair(p) for p in args.parameter)
+    params = dict(pair(p, "-p", "name=value") for p in args.parameter)
     if args.template:
         template = (steps_template if args.form == "steps" else dag_template)(options)
         arguments = template.arguments if isinstance(template.arguments, list) else []
@@ -152,32 +154,20 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    from .local import run_manifest
+    from workload.command import pair
+
+    from .local import describe_waves, run_manifest
 
     waves = run_manifest(
         args.manifest,
-        parameters=dict(_pair(p) for p in args.parameter),
-        volumes=dict(_pair(v, "--volume", "CLAIM=PATH") for v in args.volume),
+        parameters=dict(pair(p, "-p", "name=value") for p in args.parameter),
+        volumes=dict(pair(v, "--volume", "CLAIM=PATH") for v in args.volume),
         secrets=args.secret,
         templates=args.template,
         parallelism=args.parallelism,
     )
-    for n, wave in enumerate(waves, 1):
-        print(
-            f"wave {n}: {len(wave)} pods succeeded ({', '.join(r.pod.name for r in wave[:3])}"
-            f"{', ...' if len(wave) > 3 else ''})"
-        )
-    print(f"{sum(map(len, waves))} pods in {len(waves)} waves, all succeeded")
+    print("\n".join(describe_waves(waves)))
     return 0
-
-
-def _pair(text: str, flag: str = "-p", form: str = "name=value") -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        from workload.errors import UsageError
-
-        raise UsageError(f"{flag} expects {form}, got {text!r}")
-    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:

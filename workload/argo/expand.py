@@ -51,7 +51,8 @@ class Pod:
     output_defaults: dict[str, str] = field(default_factory=dict)  # valueFrom.default, if any
 
 
-def _check(obj: Mapping, allowed: set[str], what: str) -> None:
+def check_fields(obj: Mapping, allowed: set[str], what: str) -> None:
+    """Unsupported naming every field of `obj` outside `allowed`."""
     if unknown := sorted(set(obj) - allowed):
         raise Unsupported(f"{what}: unsupported field(s) {', '.join(unknown)}")
 
@@ -67,10 +68,10 @@ def _scalar(v, what: str) -> str:
 
 def _parameters(args: Mapping | None, what: str) -> dict[str, str]:
     """Name -> value (or default) of `arguments` or `inputs` parameters that have one."""
-    _check(args or {}, {"parameters"}, what)
+    check_fields(args or {}, {"parameters"}, what)
     out = {}
     for p in (args or {}).get("parameters") or []:
-        _check(p, _PARAMETER, f"{what} parameter {p.get('name')!r}")
+        check_fields(p, _PARAMETER, f"{what} parameter {p.get('name')!r}")
         if "value" in p or "default" in p:
             out[p["name"]] = _scalar(p.get("value", p.get("default")), f"{what} {p['name']}")
     return out
@@ -88,8 +89,10 @@ def expand(
         raise Unsupported(f"unsupported kind {manifest.get('kind')!r}")
     spec = manifest["spec"]
     if "workflowTemplateRef" in spec:
-        _check(spec, {"workflowTemplateRef", "arguments", "entrypoint"}, "Workflow with a ref")
-        _check(spec["workflowTemplateRef"], {"name"}, "workflowTemplateRef")
+        check_fields(
+            spec, {"workflowTemplateRef", "arguments", "entrypoint"}, "Workflow with a ref"
+        )
+        check_fields(spec["workflowTemplateRef"], {"name"}, "workflowTemplateRef")
         ref = spec["workflowTemplateRef"]["name"]
         known = templates or {}
         if known.get(ref, {}).get("kind") != "WorkflowTemplate":
@@ -98,7 +101,7 @@ def expand(
         given = {**_parameters(spec.get("arguments"), "arguments"), **(parameters or {})}
         spec = {**base, "entrypoint": spec.get("entrypoint", base["entrypoint"])}
         return expand({"kind": "WorkflowTemplate", "spec": spec}, given)
-    _check(spec, _SPEC, "spec")
+    check_fields(spec, _SPEC, "spec")
     declared = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     if unknown := sorted(set(parameters or {}) - set(declared)):
         raise Unsupported(f"parameters {unknown} are not declared; declared: {sorted(declared)}")
@@ -122,7 +125,7 @@ class _Expansion:
         if name not in self.templates or name in stack:
             raise Unsupported(f"template {name!r} is unknown or recursive (via {stack})")
         t = self.templates[name]
-        _check(t, _TEMPLATE, f"template {name!r}")
+        check_fields(t, _TEMPLATE, f"template {name!r}")
         declared = {p["name"] for p in (t.get("inputs") or {}).get("parameters") or []}
         if unknown := sorted(set(args) - declared):
             raise Unsupported(f"template {name!r} has no inputs named {unknown}")
@@ -140,7 +143,7 @@ class _Expansion:
             return [wave for group in groups for wave in _side_by_side([(0, b) for b in group])]
         if kind != ["dag"]:
             raise Unsupported(f"template {name!r}: expected exactly one of container, steps, dag")
-        _check(t["dag"], {"tasks"}, f"dag {name!r}")
+        check_fields(t["dag"], {"tasks"}, f"dag {name!r}")
         tasks = {task["name"]: task for task in t["dag"]["tasks"]}
         start: dict[str, int] = {}
         end: dict[str, int] = {}
@@ -162,7 +165,7 @@ class _Expansion:
 
     def step(self, step: dict, scope: dict, stack: list, allowed: set) -> list[list[list[Pod]]]:
         """One step or task: one branch of waves per item, or one branch without a loop."""
-        _check(step, allowed, f"step {step.get('name')!r}")
+        check_fields(step, allowed, f"step {step.get('name')!r}")
         items: list[str | None] = [None]
         if "withSequence" in step:
             items = [*_sequence(substitute_all(step["withSequence"], scope), step["name"])]
@@ -181,11 +184,11 @@ class _Expansion:
 
     def pod(self, t: dict, node: str) -> Pod:
         c = t["container"]
-        _check(c, _CONTAINER, f"container of {t['name']!r}")
+        check_fields(c, _CONTAINER, f"container of {t['name']!r}")
         env: dict[str, str | SecretRef] = {}
         for e in c.get("env") or []:
-            _check(e, {"name", "value", "valueFrom"}, f"env {e['name']}")
-            _check(e.get("valueFrom") or {}, {"secretKeyRef"}, f"env {e['name']} valueFrom")
+            check_fields(e, {"name", "value", "valueFrom"}, f"env {e['name']}")
+            check_fields(e.get("valueFrom") or {}, {"secretKeyRef"}, f"env {e['name']} valueFrom")
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
             value = _scalar(e.get("value", ""), e["name"])
             env[e["name"]] = (
@@ -194,10 +197,12 @@ class _Expansion:
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
         if undeclared := sorted(set(mounts.values()) - self.volumes):
             raise Unsupported(f"template {t['name']!r} mounts undeclared volumes {undeclared}")
-        _check(t.get("outputs") or {}, {"parameters"}, f"outputs of {t['name']!r}")
+        check_fields(t.get("outputs") or {}, {"parameters"}, f"outputs of {t['name']!r}")
         outputs, defaults = {}, {}
         for p in (t.get("outputs") or {}).get("parameters") or []:
-            _check(p.get("valueFrom") or {}, {"path", "default"}, f"output {p['name']!r} valueFrom")
+            check_fields(
+                p.get("valueFrom") or {}, {"path", "default"}, f"output {p['name']!r} valueFrom"
+            )
             outputs[p["name"]] = p["valueFrom"]["path"]
             if "default" in p["valueFrom"]:
                 defaults[p["name"]] = _scalar(p["valueFrom"]["default"], f"output {p['name']!r}")
@@ -238,7 +243,7 @@ def _dependencies(task: dict, tasks: dict) -> list[str]:
 
 
 def _sequence(seq: dict, step: str) -> list[str]:
-    _check(seq, {"count", "start", "end"}, f"withSequence of {step!r}")
+    check_fields(seq, {"count", "start", "end"}, f"withSequence of {step!r}")
     if ("count" in seq) == ("end" in seq):
         raise Unsupported(f"withSequence of {step!r}: give exactly one of count and end")
     n = {}

@@ -194,15 +194,48 @@ def _in_process(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) 
     return _finish(pod, code, out.getvalue(), err.getvalue(), outputs)
 
 
+def describe_waves(waves: list[list[Result]]) -> list[str]:
+    """What `run-local` prints of a run (a manifest's or a Batch file's): a line per wave."""
+    lines = [
+        f"wave {n}: {len(wave)} pods succeeded ({', '.join(r.pod.name for r in wave[:3])}"
+        f"{', ...' if len(wave) > 3 else ''})"
+        for n, wave in enumerate(waves, 1)
+    ]
+    return [*lines, f"{sum(map(len, waves))} pods in {len(waves)} waves, all succeeded"]
+
+
 # -- a manifest file, as `python -m workload.argo run-local` runs it ---------------------------
-def load_documents(path: Path) -> list[dict]:
-    """The YAML (or JSON) documents of a manifest file."""
-    import yaml
+def read_documents(path: Path) -> list:
+    """The documents of a JSON or YAML file: JSON values one after another (a Batch file, or
+    the seed's definitions and submissions), else YAML documents (a manifest)."""
+    import json
 
     try:
-        documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
-        raise Unsupported(f"{path}: not a readable YAML manifest ({type(exc).__name__})") from None
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise Unsupported(f"{path}: cannot be read ({type(exc).__name__})") from None
+    decoder, values, pos = json.JSONDecoder(), [], 0
+    try:
+        while pos < len(text.rstrip()):
+            pos = len(text) - len(text[pos:].lstrip())
+            value, pos = decoder.raw_decode(text, pos)
+            values.append(value)
+        return values
+    except ValueError:
+        pass
+    try:
+        import yaml
+    except ImportError:
+        raise Unsupported(f"{path}: not JSON (YAML needs PyYAML: pip install pyyaml)") from None
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError:
+        raise Unsupported(f"{path}: neither JSON objects nor YAML") from None
+
+
+def load_documents(path: Path) -> list[dict]:
+    """The documents of a manifest file, each a mapping."""
+    documents = read_documents(path)
     if not all(isinstance(d, dict) for d in documents):
         raise Unsupported(f"{path}: a document is not a mapping")
     return documents

@@ -114,30 +114,19 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..argo.local import describe_waves
     from .local import run_file
 
     waves = run_file(
         args.file,
-        volumes=dict(_pair(v, "--volume", "NAME=PATH") for v in args.volume),
-        secrets=dict(_pair(s, "--secret", "VALUEFROM=VALUE") for s in args.secret),
+        volumes=dict(command.pair(v, "--volume", "NAME=PATH") for v in args.volume),
+        secrets=dict(
+            command.pair(s, "--secret", "VALUEFROM=VALUE", secret=True) for s in args.secret
+        ),
         parallelism=args.parallelism,
     )
-    for n, wave in enumerate(waves, 1):
-        print(
-            f"wave {n}: {len(wave)} pods succeeded ({wave[0].pod.name}{', ...' * (len(wave) > 1)})"
-        )
-    print(f"{sum(map(len, waves))} pods in {len(waves)} waves, all succeeded")
+    print("\n".join(describe_waves(waves)))
     return 0
-
-
-def _pair(text: str, flag: str, form: str) -> tuple[str, str]:
-    from ..errors import UsageError
-
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        shown = "a value without" if flag == "--secret" else repr(text)  # never a secret's text
-        raise UsageError(f"{flag} expects {form}, got {shown}")
-    return name, value
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..argo.expand import Pod, SecretRef
+from ..argo.expand import Pod, SecretRef, check_fields
 from ..argo.expr import Unsupported
 from ..errors import UsageError
 
@@ -32,11 +32,6 @@ _JOB |= {"containerOverrides", "retryStrategy", "timeout", "tags", "propagateTag
 _JOB |= {"shareIdentifier", "schedulingPriorityOverride"}
 _OVERRIDES = {"command", "environment", "resourceRequirements", "vcpus", "memory"}
 INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
-
-
-def _check(obj: Mapping, allowed: set[str], what: str) -> None:
-    if unknown := sorted(set(obj) - allowed):
-        raise Unsupported(f"{what}: unsupported field(s) {', '.join(unknown)}")
 
 
 def definition_name(reference: str) -> str:
@@ -68,7 +63,7 @@ def expand(document: dict) -> list[list[Pod]]:
     waves: list[list[Pod]] = []
     for job in document["jobs"]:
         name = job["jobName"]
-        _check(job, _JOB, f"job {name!r}")
+        check_fields(job, _JOB, f"job {name!r}")
         definition = definitions.get(definition_name(job["jobDefinition"]))
         if definition is None:
             raise Unsupported(
@@ -82,13 +77,13 @@ def expand(document: dict) -> list[list[Pod]]:
 
 def _pods(job: dict, definition: dict) -> list[Pod]:
     what = f"job definition {definition['jobDefinitionName']!r}"
-    _check(definition, _DEFINITION, what)
+    check_fields(definition, _DEFINITION, what)
     if definition.get("type") != "container":
         raise Unsupported(f"{what}: type {definition.get('type')!r}, not container")
     container = definition.get("containerProperties") or {}
-    _check(container, _CONTAINER, f"{what} containerProperties")
+    check_fields(container, _CONTAINER, f"{what} containerProperties")
     overrides = job.get("containerOverrides") or {}
-    _check(overrides, _OVERRIDES, f"job {job['jobName']!r} containerOverrides")
+    check_fields(overrides, _OVERRIDES, f"job {job['jobName']!r} containerOverrides")
     parameters = {**(definition.get("parameters") or {}), **(job.get("parameters") or {})}
     argv = command(overrides.get("command") or container.get("command") or [], parameters, what)
     env: dict[str, str | SecretRef] = {
@@ -120,25 +115,13 @@ def _pods(job: dict, definition: dict) -> list[Pod]:
 
 
 def load(path: Path) -> dict:
-    """A Batch file: JSON or YAML (one document)."""
-    import json
+    """A Batch file: JSON or YAML, one document."""
+    from ..argo.local import read_documents
 
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise Unsupported(f"{path}: cannot be read ({type(exc).__name__})") from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        import yaml
-
-        return yaml.safe_load(text)
-    except ImportError:
-        raise Unsupported(f"{path}: not JSON (YAML needs PyYAML: pip install pyyaml)") from None
-    except yaml.YAMLError:
-        raise Unsupported(f"{path}: neither JSON nor YAML") from None
+    documents = read_documents(path)
+    if len(documents) != 1:
+        raise Unsupported(f"{path}: a Batch file is one document, not {len(documents)}")
+    return documents[0]
 
 
 def run_file(

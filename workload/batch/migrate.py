@@ -68,8 +68,9 @@ class Conversion:
 
 def read(path: Path) -> dict:
     """A Batch file, or the seed's list of definitions and submissions, as a Batch file."""
-    text = _read_text(path)
-    objects = _objects(text, path)
+    from ..argo.local import read_documents
+
+    objects = read_documents(path)
     if len(objects) == 1 and isinstance(objects[0], dict) and "jobs" in objects[0]:
         return objects[0]
     if len(objects) == 1 and isinstance(objects[0], list):
@@ -86,31 +87,6 @@ def read(path: Path) -> dict:
         else:
             raise Unsupported(f"{path}: an object that is neither a job definition nor a job")
     return document
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise Unsupported(f"{path}: cannot be read ({type(exc).__name__})") from None
-
-
-def _objects(text: str, path: Path) -> list:
-    decoder, objects, pos = json.JSONDecoder(), [], 0
-    try:
-        while pos < len(text.rstrip()):
-            pos = len(text) - len(text[pos:].lstrip())
-            value, pos = decoder.raw_decode(text, pos)
-            objects.append(value)
-        return objects
-    except ValueError:
-        pass
-    try:
-        import yaml
-
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError:
-        raise Unsupported(f"{path}: neither JSON objects nor YAML") from None
 
 
 def _glob(pattern, *, digits: bool = False) -> str:
