@@ -309,30 +309,33 @@ def run_manifest(
         raise Unsupported(
             f"{path}: not a manifest this expands ({type(exc).__name__}: {exc})"
         ) from None
-    folder, resolved = _mount_folder(spec, waves, volumes), read_secrets(secrets)
-    with image_workdir() as app:
-        return run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
-
-
-def _mount_folder(spec: dict, waves: list[list[Pod]], volumes: Mapping[str, str]) -> str | None:
-    """The folder standing for the volume the pods mount at MOUNT, from its claim's name."""
     claims = {
         v["name"]: (v.get("persistentVolumeClaim") or {}).get("claimName")
         for v in spec.get("volumes") or []
     }
-    mounted = {pod.mounts[MOUNT] for wave in waves for pod in wave if MOUNT in pod.mounts}
+    folder, resolved = mounted_folder(waves, volumes, claims), read_secrets(secrets)
+    with image_workdir() as app:
+        return run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
+
+
+def mounted_folder(
+    waves: list[list[Pod]], volumes: Mapping[str, str], keys: Mapping[str, str | None] | None = None
+) -> str | None:
+    """The folder given for the volume the pods mount at MOUNT: `volumes` maps a key to a
+    folder, `keys` a volume's name to its key (a manifest's: its claim's name, None for a
+    volume that is no claim; without `keys`, a Batch file's: the volume's own name)."""
+    mounted = sorted({pod.mounts[MOUNT] for wave in waves for pod in wave if MOUNT in pod.mounts})
     if len(mounted) > 1:
-        raise Unsupported(f"pods mount different volumes at {MOUNT}: {sorted(mounted)}")
-    for name in sorted(mounted):
-        claim = claims.get(name)
-        if claim is None:
+        raise Unsupported(f"pods mount different volumes at {MOUNT}: {mounted}")
+    named = {name: name if keys is None else keys.get(name) for name in mounted}
+    for name, key in named.items():
+        if key is None:
             raise Unsupported(f"volume {name!r} at {MOUNT} is not a persistentVolumeClaim")
-        if claim not in volumes:
-            raise Unsupported(f"volume {name!r} is claim {claim!r}: pass --volume {claim}=PATH")
-    if unknown := sorted(set(volumes) - {claims.get(n) for n in mounted}):
-        raise Unsupported(f"--volume {unknown[0]}: no pod mounts that claim at {MOUNT}")
-    folder = next((volumes[str(claims[n])] for n in sorted(mounted)), None)
-    return None if folder is None else local_folder(folder, "--volume")
+        if key not in volumes:
+            raise Unsupported(f"volume {name!r} at {MOUNT}: pass --volume {key}=PATH")
+    if unknown := sorted(set(volumes) - set(named.values())):
+        raise Unsupported(f"--volume {unknown[0]}: no pod mounts it at {MOUNT}")
+    return next((local_folder(volumes[str(k)], "--volume") for k in named.values()), None)
 
 
 def local_folder(path: str, flag: str) -> str:

@@ -133,20 +133,12 @@ def run_file(
 ):
     """Every pod of the Batch file at `path`, run here in order: `volumes` maps a definition's
     volume name to the folder that stands for it, `secrets` a secret's valueFrom to its value."""
-    from ..argo.local import MOUNT, image_workdir, local_folder, run
+    from ..argo.local import image_workdir, mounted_folder, run
 
     if parallelism < 1:
         raise UsageError(f"--parallelism must be >= 1, got {parallelism}")
     waves = expand(load(path))
-    mounted = {pod.mounts[MOUNT] for wave in waves for pod in wave if MOUNT in pod.mounts}
-    if len(mounted) > 1:
-        raise Unsupported(f"jobs mount different volumes at {MOUNT}: {sorted(mounted)}")
-    for name in mounted:
-        if name not in volumes:
-            raise Unsupported(f"volume {name!r} is mounted at {MOUNT}: pass --volume {name}=PATH")
-    if unknown := sorted(set(volumes) - mounted):
-        raise Unsupported(f"--volume {unknown[0]}: no job mounts that volume at {MOUNT}")
-    folder = next((local_folder(volumes[n], "--volume") for n in mounted), None)
+    folder = mounted_folder(waves, volumes)  # by the volume's name
     with image_workdir() as app:
         return run(
             waves,
