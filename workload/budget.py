@@ -52,6 +52,24 @@ def row_width(schema) -> int:
     return width
 
 
+def input_reads(*, fan_in: int, columns: int, file_bytes: int, file_rows: int, settings=None):
+    """How each of `fan_in` inputs of `columns` columns is read from an object store, with
+    `settings`' row group, read window and read budget: storage.readahead.project_reads (its
+    memory is project()'s; its requests, the planner's)."""
+    from .settings import Settings
+    from .storage.readahead import project_reads
+
+    s = settings or Settings()
+    return project_reads(
+        file_bytes=file_bytes,
+        group_bytes=int(file_bytes * min(1.0, s.row_group_rows / max(file_rows, 1))),
+        columns=columns,
+        inputs=fan_in,
+        window=s.read_window,
+        budget=s.read_budget,
+    )
+
+
 def project(
     *,
     fan_in: int,
@@ -72,7 +90,6 @@ def project(
     when None)."""
     from .ops.aggregate import ByKey
     from .settings import Settings
-    from .storage.readahead import project_reads
 
     s = settings or Settings()
     mb = 1e-6
@@ -90,14 +107,8 @@ def project(
         rows = fan_in * batch_rows(fan_in, s.batch_rows)
         parts["rows in flight"] = rows * row_bytes * ROW_COPIES * mb
     if object_store:
-        group = file_bytes * min(1.0, s.row_group_rows / max(file_rows, 1))
-        reads = project_reads(
-            file_bytes=file_bytes,
-            group_bytes=int(group),
-            columns=columns,
-            inputs=fan_in,
-            window=s.read_window,
-            budget=s.read_budget,
+        reads = input_reads(
+            fan_in=fan_in, columns=columns, file_bytes=file_bytes, file_rows=file_rows, settings=s
         )
         held = reads.held * mb + (columns * READER_MB / 4 if reads.streamed else 0.0)
         parts["read windows and row groups"] = fan_in * held

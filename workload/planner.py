@@ -29,7 +29,7 @@ from . import budget, layout, ops
 from .argo import status
 from .errors import ConfigError
 from .settings import Settings
-from .storage.readahead import READ_AHEAD_BUDGET, project_reads
+from .storage.readahead import READ_AHEAD_BUDGET
 
 FAN_INS = (2, 4, 8, 16, 32, 64)
 READ_BUDGETS = tuple(READ_AHEAD_BUDGET << i for i in range(4))  # 64 MiB .. 512 MiB, tried in turn
@@ -182,13 +182,8 @@ def evaluate(request: Request, fan_in: int, *, read_budget: int = READ_AHEAD_BUD
         # Requests are made while pods work: in waves of `parallelism`, not while images pull
         busy = min(seconds, max(waves * pod_s, pods / rates.pods_created_per_s))
         seconds += rates.cold_pull_s if number == 1 else 0.0
-        reads = project_reads(
-            file_bytes=size,
-            group_bytes=int(size * min(1.0, settings.row_group_rows / max(rows, 1))),
-            columns=len(schema),
-            inputs=k,
-            window=settings.read_window,
-            budget=settings.read_budget,
+        reads = budget.input_reads(
+            fan_in=k, columns=len(schema), file_bytes=size, file_rows=rows, settings=settings
         )
         gets = pods * (1 + k * reads.gets)  # the manifest, then each input's requests
         puts = pods * (math.ceil(k * size / (5 * 2**20)) + 2)
