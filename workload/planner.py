@@ -312,6 +312,41 @@ def _bytes(n: float) -> str:
     return f"{n / 1e12:,.2f} TB" if n >= 1e12 else f"{n / 1e9:,.1f} GB"
 
 
+def read_plan(path) -> dict:
+    """What a plan file (`workload plan --json > plan.json`) fixes for a render: files, fan_in,
+    final_fan_in, parallelism, op, pod_cpu (as written, "1"), pod_memory_mb, metrics_output
+    and read_budget, each of its type. ConfigError naming the file and what is wrong."""
+    import json
+    from pathlib import Path
+
+    def count(value, name: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} is not an integer")
+        return value
+
+    try:
+        plan = json.loads(Path(path).read_text())
+        request = plan["request"]
+        if not isinstance(plan["metrics_output"], bool):
+            raise ValueError("metrics_output is not true or false")
+        return {
+            "files": count(request["files"], "files"),
+            "fan_in": count(plan["fan_in"], "fan_in"),
+            "final_fan_in": count(request["final_fan_in"], "final_fan_in"),
+            "parallelism": count(request["parallelism"], "parallelism"),
+            "op": str(request["op"]),
+            "pod_cpu": f"{float(request['pod_cpu']):g}",
+            "pod_memory_mb": int(request["pod_memory_mb"]),
+            "metrics_output": plan["metrics_output"],
+            "read_budget": count(plan["read_budget"], "read_budget"),
+        }
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        what = f"{type(exc).__name__}: {exc}" if isinstance(exc, ValueError) else type(exc).__name__
+        raise ConfigError(
+            f"--plan {path}: not a plan from `workload plan --json` ({what})"
+        ) from None
+
+
 def as_dict(plan: Plan) -> dict:
     return {
         "fan_in": plan.fan_in,

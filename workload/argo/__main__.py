@@ -34,41 +34,20 @@ def _options(args: argparse.Namespace):
 
 
 def _plan(path: Path) -> dict:
-    """The Options a plan fixes (`workload plan --json > plan.json`): the shape, the op, the
-    pods' CPU, memory and read budget, the parallelism."""
-    import json
+    """The Options a plan fixes: the shape, the op, the pods' CPU, memory and read budget, the
+    parallelism."""
+    from workload.planner import read_plan
 
-    from workload.errors import ConfigError
-
-    def count(value, name: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} is not an integer")
-        return value
-
-    try:
-        plan = json.loads(Path(path).read_text())
-        request = plan["request"]
-        if not isinstance(plan["metrics_output"], bool):
-            raise ValueError("metrics_output is not true or false")
-        cpu, memory = f"{float(request['pod_cpu']):g}", f"{int(request['pod_memory_mb'])}Mi"
-        return {
-            "files": count(request["files"], "files"),
-            "fan_in": count(plan["fan_in"], "fan_in"),
-            "final_fan_in": count(request["final_fan_in"], "final_fan_in"),
-            "parallelism": count(request["parallelism"], "parallelism"),
-            "op": str(request["op"]),
-            "level_cpu": cpu,
-            "level_memory": memory,
-            "final_cpu": cpu,
-            "final_memory": memory,
-            "metrics_output": plan["metrics_output"],
-            "read_budget": count(plan["read_budget"], "read_budget"),
-        }
-    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
-        what = f"{type(exc).__name__}: {exc}" if isinstance(exc, ValueError) else type(exc).__name__
-        raise ConfigError(
-            f"--plan {path}: not a plan from `workload plan --json` ({what})"
-        ) from None
+    plan = read_plan(path)
+    memory = f"{plan['pod_memory_mb']}Mi"
+    same = ("files", "fan_in", "final_fan_in", "parallelism", "op", "metrics_output", "read_budget")
+    return {
+        **{name: plan[name] for name in same},
+        "level_cpu": plan["pod_cpu"],
+        "level_memory": memory,
+        "final_cpu": plan["pod_cpu"],
+        "final_memory": memory,
+    }
 
 
 def render(args: argparse.Namespace) -> int:

@@ -65,23 +65,15 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _plan(path: Path) -> dict:
-    from ..errors import ConfigError
+    """The Options a plan fixes: the shape, the op, the pods' vCPU and memory."""
+    from ..planner import read_plan
 
-    try:
-        plan = json.loads(Path(path).read_text())
-        request = plan["request"]
-        return {
-            "files": int(request["files"]),
-            "fan_in": int(plan["fan_in"]),
-            "final_fan_in": int(request["final_fan_in"]),
-            "op": str(request["op"]),
-            "vcpus": f"{float(request['pod_cpu']):g}",
-            "memory_mib": int(request["pod_memory_mb"]),
-        }
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"--plan {path}: not a plan from `workload plan --json` ({type(exc).__name__})"
-        ) from None
+    plan = read_plan(path)
+    return {
+        **{name: plan[name] for name in ("files", "fan_in", "final_fan_in", "op")},
+        "vcpus": plan["pod_cpu"],
+        "memory_mib": plan["pod_memory_mb"],
+    }
 
 
 def _validate(args: argparse.Namespace) -> int:
