@@ -222,8 +222,8 @@ def test_four_routes_give_the_same_result_bit_for_bit(files, fan_in, final_fan_i
     root = str(tmp_path / "argo")
     _inputs(root, files)
     manifest = FORMS["standalone"](ArgoOptions(**shape)).to_dict()
-    argo_local.run(expand_argo(manifest, {"root": root}), app, in_process=True)
-    results["argo"] = _result(root)
+    argo_local.run(expand_argo(manifest, {"root": root}, name="run-1"), app, in_process=True)
+    results["argo"] = _result(root, "run-1")  # the manifest's run writes under its name
 
     batch = render(Options(**shape))
     root = str(tmp_path / "batch")

@@ -40,8 +40,8 @@ def expected(root: str) -> list[tuple[int, int]]:
     return duckdb.sql(sql).fetchall()
 
 
-def got(root: str) -> list[tuple[int, int]]:
-    table = pq.read_table(f"{root}/result/distinct.parquet")
+def got(root: str, run: str = "") -> list[tuple[int, int]]:
+    table = pq.read_table(f"{root}/{run + '/' if run else ''}result/distinct.parquet")
     return list(zip(table["key"].to_pylist(), table["categories"].to_pylist(), strict=True))
 
 
@@ -96,11 +96,12 @@ def test_a_test_only_op_runs_through_the_rendered_manifests(tmp_path, tests_impo
     for form in ("steps", "dag"):
         assert validate(FORMS[form](options).to_dict()) == []
     workflow = FORMS["workflow"](options).to_dict()
-    waves = expand(workflow, {"root": root}, {TEMPLATE_NAME: FORMS["steps"](options).to_dict()})
+    templates = {TEMPLATE_NAME: FORMS["steps"](options).to_dict()}
+    waves = expand(workflow, {"root": root}, templates, name="run-1")
     assert [len(w) for w in waves] == [5, 3, 2, 1]
     app = tmp_path / "app"
     app.mkdir()
     for script in ("process.py", "merge.py"):
         (app / script).write_text((REPO / "image" / script).read_text())
     run(waves, app, env={"PYTHONPATH": HERE})
-    assert got(root) == expected(root)
+    assert got(root, "run-1") == expected(root)

@@ -29,6 +29,7 @@ ROWS, KEYS, SEED = 300, 2000, 7  # small files: these tests are about the manife
 IMAGE = Options().image
 SEED_YAML = Path(__file__).resolve().parent / "fixtures" / "seed-004-argo.yaml"
 BUCKET = "workflows-run"
+RUN = "run-1"  # {{workflow.name}}: the run's folder for its levels above l1 and its result
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------
@@ -73,9 +74,9 @@ def _inputs(root: str, files: int) -> None:
     generate(open_store(root), files, ROWS, KEYS, SEED)
 
 
-def _check(root: str, files: int, reference) -> None:
-    assert verify(open_store(root)) == []
-    assert _result(root) == reference(files)
+def _check(root: str, files: int, reference, run: str = RUN) -> None:
+    assert verify(open_store(root, run=run)) == []
+    assert _result(root, run) == reference(files)
 
 
 def _golden(form: str) -> dict:
@@ -89,8 +90,9 @@ def _expand(form: str, options: Options | None = None, **parameters: str):
         return _golden(f) if options is None else FORMS[f](options).to_dict()
 
     if form == "steps":  # as `argo submit workflow.yaml` runs it: through the template ref
-        return expand(manifest("workflow"), parameters, {TEMPLATE_NAME: manifest("steps")})
-    return expand(manifest(form), parameters)
+        ref = {TEMPLATE_NAME: manifest("steps")}
+        return expand(manifest("workflow"), parameters, ref, name=RUN)
+    return expand(manifest(form), parameters, name=RUN)
 
 
 def _argvs(waves) -> list[list[list[str]]]:
@@ -110,7 +112,7 @@ def _seed() -> dict:
 def test_steps_expand_to_the_seed_tree():
     waves = _expand("steps")
     assert [len(w) for w in waves] == [64, 32, 1]
-    options = ["--root", "/mnt/vol", "--op", "merge", "--fan-in", "2"]
+    options = ["--root", "/mnt/vol", "--op", "merge", "--fan-in", "2", "--run", RUN]
     metrics = ["--metrics-file", "/tmp/metrics.json"]
     rest = [*options, *metrics]
     assert _argvs(waves)[:2] == [
@@ -234,11 +236,14 @@ def test_run_local_runs_a_manifest_file_as_the_cluster_would(form, tmp_path, ref
             return cli.main(["argo", *argv])
 
     args += ["--template", str(files["steps"])] if form == "workflow" else []
-    assert main([*args, "-p", "op=aggregate", "--parallelism", "3"]) == 0
+    assert main([*args, "-p", "op=aggregate", "--parallelism", "3", "--name", RUN]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "11 pods in 4 waves, all succeeded"  # 9 -> 5 -> 3 -> 2 -> 1
+    # 9 -> 5 -> 3 -> 2 -> 1, then the exit handler
+    assert out.splitlines()[-1] == "12 pods in 5 waves, all succeeded"
     assert "not-shown" not in out
     _check(str(root), 9, reference)
+    outcome = json.loads((root / RUN / "outcome.json").read_text())
+    assert outcome == {"run": RUN, "status": "Succeeded", "result": True, "removed": []}
 
 
 def test_run_local_refuses_what_it_cannot_map_by_name(tmp_path, capsys):
@@ -286,7 +291,7 @@ def test_seed_yaml_gives_workload_runs_result(tmp_path, image, reference):
     root = str(tmp_path / "vol")
     _inputs(root, 128)
     run(waves, image, volume=root)
-    _check(root, 128, reference)
+    _check(root, 128, reference, run="")  # the seed names no run: l2, l3, result/ in the root
 
 
 def test_seed_fails_odd_numbers_our_steps_do_not(tmp_path, image, reference):
@@ -343,8 +348,8 @@ def _script(m):
     m["spec"]["templates"][0]["script"] = {"image": "python", "source": "print(1)"}
 
 
-def _on_exit(m):
-    m["spec"]["onExit"] = "cleanup"
+def _hooks(m):
+    m["spec"]["hooks"] = {"exit": {"template": "cleanup"}}
 
 
 @pytest.mark.parametrize(
@@ -355,7 +360,7 @@ def _on_exit(m):
         pytest.param(_format, "unsupported field.* format", id="sequence-format"),
         pytest.param(_template_ref, "unsupported field.* templateRef", id="templateRef"),
         pytest.param(_script, "unsupported field.* script", id="script"),
-        pytest.param(_on_exit, "unsupported field.* onExit", id="onExit"),
+        pytest.param(_hooks, "unsupported field.* hooks", id="hooks"),
         pytest.param(_set_arg("{{=max(1, 2)}}"), "construct 'max", id="function"),
         pytest.param(_set_arg("{{=sprig.add(1, 2)}}"), "construct 'sprig", id="sprig"),
         pytest.param(_set_arg("{{=2 ^ 3}}"), r"construct '2 \^ 3'", id="operator"),
@@ -387,7 +392,7 @@ def test_refuses_undeclared_parameters_and_conditional_depends():
     with pytest.raises(ValueError, match="unsupported depends"):
         expand(dag)
     final["depends"] = " && ".join(f"{t}.Succeeded" for t in final["depends"].split(" || "))
-    assert _argvs(expand(dag)) == _argvs(_expand("dag"))
+    assert _argvs(expand(dag, name=RUN)) == _argvs(_expand("dag"))
 
 
 def test_nested_templates_expand_in_place_and_recursion_is_refused():
@@ -397,7 +402,7 @@ def test_nested_templates_expand_in_place_and_recursion_is_refused():
     manifest["spec"]["templates"].append(
         {"name": "main", "steps": [[{"name": "tree", "template": "tree"}]]}
     )
-    assert _argvs(expand(manifest)) == _argvs(_expand("steps"))
+    assert _argvs(expand(manifest, name=RUN)) == _argvs(_expand("steps"))
     main["steps"].append([{"name": "again", "template": "main"}])
     with pytest.raises(ValueError, match="recursive"):
         expand(manifest)
@@ -505,3 +510,69 @@ def test_a_workflow_wider_than_its_input_stops_at_its_first_level(tmp_path, imag
         run([waves[0][:1]], image, in_process=True)
     assert failed.value.returncode == errors.EXIT_USAGE
     assert "--level-pods 5000" in failed.value.stderr and "128 input files" in failed.value.stderr
+
+
+def test_two_concurrent_runs_with_different_ops_on_one_root_both_verify(tmp_path, reference):
+    """Each run writes its levels above l1 and its result under its own name ({{workflow.name}}
+    as the pods' --run), so two runs on one volume never share a file; the exit handler records
+    each outcome, and with --clean removes a succeeded run's levels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workload.argo.local import run_manifest
+
+    root = tmp_path / "vol"
+    _inputs(str(root), 9)
+    manifests = {}
+    for clean in (False, True):
+        options = Options(files=9, fan_in=2, final_fan_in=2, clean=clean)
+        manifests[clean] = tmp_path / f"clean-{clean}.yaml"
+        manifests[clean].write_text(FORMS["standalone"](options).to_yaml())
+    runs = {"merge-run": ("merge", False), "aggregate-run": ("aggregate", True)}
+
+    def one(name: str):
+        op, clean = runs[name]
+        return run_manifest(
+            manifests[clean],
+            parameters={"op": op},
+            volumes={"pvc-oss": str(root)},
+            secrets=[],
+            templates=[],
+            name=name,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(one, runs))
+    assert [name for name, _ in done] == list(runs)
+    for name, (op, clean) in runs.items():
+        _check(str(root), 9, reference, run=name)
+        summary = json.loads((root / name / "result" / "summary.json").read_text())
+        assert summary["op"] == op
+        outcome = json.loads((root / name / "outcome.json").read_text())
+        removed = ["l2", "l3", "l4"] if clean else []
+        assert outcome == {"run": name, "status": "Succeeded", "result": True, "removed": removed}
+        levels = sorted(p.name for p in (root / name).iterdir() if p.name.startswith("l"))
+        assert levels == ([] if clean else ["l2", "l3", "l4"])
+    assert sorted(p.name for p in root.iterdir()) == ["aggregate-run", "l1", "merge-run"]
+
+
+def test_a_failed_run_records_its_outcome_and_keeps_its_levels(tmp_path):
+    from workload.argo.local import run_manifest
+
+    root = tmp_path / "vol"
+    _inputs(str(root), 9)
+    (root / "l1" / "3.parquet").write_bytes(b"not parquet")  # a level-1 pod fails for good
+    manifest = tmp_path / "wf.yaml"
+    options = Options(files=9, fan_in=2, final_fan_in=2, clean=True)
+    manifest.write_text(FORMS["standalone"](options).to_yaml())
+    with pytest.raises(PodFailed) as failed:
+        run_manifest(
+            manifest,
+            parameters={},
+            volumes={"pvc-oss": str(root)},
+            secrets=[],
+            templates=[],
+            name=RUN,
+        )
+    assert failed.value.returncode == errors.EXIT_DATA
+    outcome = json.loads((root / RUN / "outcome.json").read_text())
+    assert outcome == {"run": RUN, "status": "Failed", "result": False, "removed": []}

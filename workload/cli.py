@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
         "batch", help="the tree as Batch jobs (python -m workload.batch)", add_help=False
     )
     sub.add_parser("argo", help="manifests: render, validate, submit, run-local", add_help=False)
+    sub.add_parser(
+        "outcome",
+        help="a run's exit handler: record its outcome (python -m workload.outcome)",
+        add_help=False,
+    )
 
     r = sub.add_parser("run", help="run the whole tree locally, then verify")
     command.pod_options(r, root_default=LOCAL_ROOT)
@@ -115,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--root", default=None, help=f"root path or URL (default: $WORKLOAD_ROOT or {LOCAL_ROOT})"
     )
+    v.add_argument("--run", help="the run whose result to check (its folder under the root)")
     v.add_argument("--storage-options", help="JSON object of fsspec storage options")
     return p
 
@@ -146,6 +152,10 @@ def _shape(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pods = {"process": process.main, "final": final.main, "merge": final.main}
+    if argv[:1] == ["outcome"]:  # a run's exit handler (workload/outcome.py)
+        from .outcome import main as outcome
+
+        return outcome(argv[1:])
     if argv[:1] and argv[0] in pods:
         return pods[argv[0]](argv[1:], prog=f"workload {argv[0]}")
     if argv[:1] == ["batch"]:  # its own parser (workload/batch/__main__.py)
@@ -278,11 +288,12 @@ def _verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
     store = _local_settings(args).store()
+    where = store.describe("")  # the run's folder, if one is named
     problems = verify(store)
     for line in problems:
         log(f"mismatch: {line}")
     if problems:
-        log(f"error: result under {store} differs from the manifest in {len(problems)} ways")
+        log(f"error: result under {where} differs from the manifest in {len(problems)} ways")
         return errors.EXIT_DATA
-    print(f"ok: result under {store} matches the manifest")
+    print(f"ok: result under {where} matches the manifest")
     return 0

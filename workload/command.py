@@ -135,6 +135,11 @@ def pod_options(p: argparse.ArgumentParser, *, root_default: str = Settings.root
         type=integer("--fan-in", 2),
         help="inputs per level pod (default: $WORKLOAD_FAN_IN or 2)",
     )
+    p.add_argument(
+        "--run",
+        help="the run's folder under the root for the levels above l1 and the result "
+        "(default: $WORKLOAD_RUN, or none)",
+    )
     p.add_argument("--metrics-file", help="also write the metrics JSON line here")
     p.add_argument(
         "--storage-options", help="JSON object of fsspec storage options (endpoint_url, key, ...)"
@@ -147,6 +152,7 @@ def settings(args: argparse.Namespace, **defaults) -> Settings:
         "root": getattr(args, "root", None),
         "op": getattr(args, "op", None),
         "fan_in": getattr(args, "fan_in", None),
+        "run": getattr(args, "run", None),
         "metrics_file": getattr(args, "metrics_file", None),
         "storage_options": parse_storage_options(getattr(args, "storage_options", None)),
     }

@@ -42,6 +42,8 @@ THREADS = 4  # reader threads at most; fewer when the pod has fewer CPUs (worker
 
 def deepest_level(store: Store) -> int:
     levels = [int(m.group(1)) for n in store.listdir("") if (m := re.fullmatch(r"l(\d+)", n))]
+    if store.run and store.exists(layout.INPUT_DIR):  # a run's folder holds l2 and up
+        levels.append(1)
     if not levels:
         raise DataError(f"no level folders (l1, l2, ...) under {store}")
     return max(levels)

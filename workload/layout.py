@@ -3,6 +3,8 @@
     ROOT/l1/{i}.parquet          the input, i = 0..N-1 (plus l1/_manifest.json from the generator)
     ROOT/l{L+1}/{i}.parquet      written by level-L pod i from l{L}/{k*i} .. l{L}/{k*i+k-1}
     ROOT/result/                 written by the final pod
+    ROOT/RUN/l{L+1}/, ROOT/RUN/result/   the same, for a named run (--run): runs on one input
+                                 never share a file (an Argo run is named by its workflow)
 
 A level whose file count is not a multiple of the fan-in k gives its last pod fewer inputs; a lone
 input passes through. Everything here is pure arithmetic on counts, shared by the pods, the local
@@ -12,6 +14,7 @@ runner and the workflow builders so that they can never disagree on the shape of
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from .errors import UsageError
@@ -25,6 +28,29 @@ SUMMARY = "result/summary.json"
 # Process levels continue until a level has at most this many files; the final pod reads them
 # all. With 128 inputs and fan-in 2 that is 128 -> 64 -> 32 -> 1, the case of the seed.
 DEFAULT_FINAL_FAN_IN = 32
+
+
+INPUT_DIR = "l1"
+# A run's name is one path segment, and no folder the layout itself names. Argo's workflow names
+# (RFC 1123 subdomains: lower-case letters, digits, "-" and ".") all qualify.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+
+
+def check_run(run: str) -> str:
+    """`run` if it can name a run's folder ("" for none), else UsageError naming it."""
+    if run and (not _RUN_NAME.fullmatch(run) or run == RESULT_DIR or re.fullmatch(r"l\d+", run)):
+        raise UsageError(
+            f"--run {run!r}: a run is named by letters, digits, '.', '_' and '-' (at most 253), "
+            f"and not {RESULT_DIR!r} or a level's name"
+        )
+    return run
+
+
+def run_path(run: str, rel: str) -> str:
+    """Where `rel` (a layout path) lives for `run`: the input is shared, the rest is the run's."""
+    if not run or rel == INPUT_DIR or rel.startswith(INPUT_DIR + "/"):
+        return rel
+    return f"{run}/{rel}" if rel else run
 
 
 def result_file(name: str) -> str:

@@ -314,8 +314,8 @@ def _bytes(n: float) -> str:
 
 def read_plan(path) -> dict:
     """What a plan file (`workload plan --json > plan.json`) fixes for a render: files, fan_in,
-    final_fan_in, parallelism, op, pod_cpu (as written, "1"), pod_memory_mb, metrics_output
-    and read_budget, each of its type. ConfigError naming the file and what is wrong."""
+    final_fan_in, parallelism, op, pod_cpu (as written, "1"), pod_memory_mb, metrics_output,
+    read_budget and file_bytes, each of its type. ConfigError naming the file and what is wrong."""
     import json
     from pathlib import Path
 
@@ -339,6 +339,7 @@ def read_plan(path) -> dict:
             "pod_memory_mb": int(request["pod_memory_mb"]),
             "metrics_output": plan["metrics_output"],
             "read_budget": count(plan["read_budget"], "read_budget"),
+            "file_bytes": count(request["file_bytes"], "file_bytes"),
         }
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         what = f"{type(exc).__name__}: {exc}" if isinstance(exc, ValueError) else type(exc).__name__

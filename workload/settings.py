@@ -20,6 +20,9 @@ class Settings:
     root: str = "/mnt/vol"
     op: str = "merge"
     fan_in: int = 2
+    # The run's own folder under root for every level above l1 and the result (layout.run_path);
+    # "" for none. Argo runs pass their workflow's name, so concurrent runs never collide.
+    run: str = ""
     # Storage options for fsspec/pyarrow (endpoint_url, key, secret, region, ...), as JSON.
     storage_options: dict[str, Any] = field(default_factory=dict)
     metrics_file: str | None = None
@@ -52,9 +55,10 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        from . import ops
+        from . import layout, ops
 
         ops.get(self.op)  # a name from ops.OPS, or module:attribute; ConfigError otherwise
+        layout.check_run(self.run)
         if self.fan_in < 2:
             raise ConfigError(f"fan-in must be >= 2, got {self.fan_in}")
         for name in ("batch_rows", "row_group_rows", "read_window", "read_budget"):
@@ -76,7 +80,9 @@ class Settings:
         """The Store of `root`, with these settings' storage options."""
         from .storage import open_store
 
-        return open_store(self.root, self.storage_options, stale_seconds=self.stale_seconds)
+        return open_store(
+            self.root, self.storage_options, stale_seconds=self.stale_seconds, run=self.run
+        )
 
     def describe(self) -> str:
         shown = dataclasses.asdict(self)

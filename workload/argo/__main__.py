@@ -30,6 +30,8 @@ def _options(args: argparse.Namespace):
     given = {k: v for k, v in values.items() if v is not None and v is not False}  # 0 is given
     if getattr(args, "no_metrics_output", False):
         given["metrics_output"] = False
+    if given.get("claim") == "" or ("claim" not in given and "://" in given.get("root", "")):
+        given["claim"] = None  # no PVC: `--claim ""`, or by default for a root URL
     return Options(**{**planned, **given})
 
 
@@ -40,7 +42,8 @@ def _plan(path: Path) -> dict:
 
     plan = read_plan(path)
     memory = f"{plan['pod_memory_mb']}Mi"
-    same = ("files", "fan_in", "final_fan_in", "parallelism", "op", "metrics_output", "read_budget")
+    same = ["files", "fan_in", "final_fan_in", "parallelism", "op", "metrics_output"]
+    same += ["read_budget", "file_bytes"]
     return {
         **{name: plan[name] for name in same},
         "level_cpu": plan["pod_cpu"],
@@ -137,14 +140,16 @@ def run_local(args: argparse.Namespace) -> int:
 
     from .local import describe_waves, run_manifest
 
-    waves = run_manifest(
+    name, waves = run_manifest(
         args.manifest,
         parameters=dict(pair(p, "-p", "name=value") for p in args.parameter),
         volumes=dict(pair(v, "--volume", "CLAIM=PATH") for v in args.volume),
         secrets=args.secret,
         templates=args.template,
         parallelism=args.parallelism,
+        name=args.name,
     )
+    print(f"run {name}: its levels above l1 and its result are under {name}/ of the root")
     print("\n".join(describe_waves(waves)))
     return 0
 
@@ -173,7 +178,46 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--image", help="container image")
         p.add_argument("--root", help="root path or URL in the pods (default /mnt/vol)")
         p.add_argument("--op", help="merge, aggregate, or module:attribute of your own op")
-        p.add_argument("--claim", help="PVC mounted at /mnt/vol (default pvc-oss)")
+        p.add_argument(
+            "--claim",
+            help='PVC mounted at /mnt/vol (default pvc-oss; none for a root URL, or with "")',
+        )
+        p.add_argument(
+            "--run",
+            help="the run's folder under the root for its levels above l1 and its result "
+            '(default {{workflow.name}}, unique per run; "" for the root itself)',
+        )
+        p.add_argument(
+            "--clean",
+            action="store_true",
+            help="the exit handler removes the run's levels above l1 once it has succeeded",
+        )
+        p.add_argument("--parallelism", type=int, help="pods at once (default 64)")
+        p.add_argument("--retries", type=int, help="retries per pod (default 3)")
+        p.add_argument(
+            "--pod-deadline",
+            dest="pod_deadline_seconds",
+            type=int,
+            help="seconds a pod attempt may run (default 3600)",
+        )
+        p.add_argument(
+            "--workflow-deadline",
+            dest="workflow_deadline_seconds",
+            type=int,
+            help="seconds the whole run may take (default 21600)",
+        )
+        p.add_argument(
+            "--pending-timeout",
+            dest="pending_timeout",
+            help='a pod Pending this long fails (default 15m; "" for none)',
+        )
+        p.add_argument(
+            "--ttl",
+            dest="ttl_seconds",
+            type=int,
+            help="seconds a finished run is kept (default 86400)",
+        )
+        p.add_argument("--priority", type=int, help="the workflow's priority (default 0)")
         p.add_argument("--oss-endpoint", dest="oss_endpoint")
         p.add_argument("--service-account", dest="service_account")
         p.add_argument("--eci", action="store_true", help="Alibaba ECI sizing annotations")
@@ -230,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a file of WorkflowTemplates that a workflowTemplateRef names",
     )
     x.add_argument("--parallelism", type=int, default=2, help="pods at once (default 2)")
+    x.add_argument(
+        "--name",
+        help="the run's name, {{workflow.name}} (default: the manifest's, else local-run)",
+    )
     args = parser.parse_args(argv)
     from workload.errors import WorkloadError
 

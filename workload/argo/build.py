@@ -20,6 +20,7 @@ holds back the whole next level.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from hera.workflows import (
@@ -34,6 +35,7 @@ from hera.workflows import (
     WorkflowTemplate,
 )
 from hera.workflows import models as m
+from pydantic import Field, SerializeAsAny
 
 from workload import DEFAULT_IMAGE, layout
 from workload.errors import (
@@ -44,6 +46,7 @@ from workload.errors import (
     EXIT_PERMISSION,
     EXIT_TRANSIENT,
     EXIT_USAGE,
+    UsageError,
 )
 
 MOUNT = "/mnt/vol"
@@ -59,6 +62,11 @@ SUMMARY = "/tmp/summary.json"
 # JSON object keeps the parameter parseable; the pods write their files whenever they succeed.
 OUTPUT_DEFAULT = "{}"
 TEMPLATE_NAME = "process-data"
+EXIT_TEMPLATE = "record-outcome"
+# The run's own folder for the levels above l1 and the result (layout.run_path): the workflow's
+# name, which Argo makes unique, so two runs on one root never write the same file.
+RUN = "{{workflow.name}}"
+LABEL = "workload"  # the prefix of our labels: workload/op, workload/level
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,16 @@ class Options(layout.Shape):
     image: str = DEFAULT_IMAGE
     root: str = MOUNT
     op: str = "merge"
-    claim: str | None = "pvc-oss"  # the PVC mounted at /mnt/vol (OSS or NAS); None for none
+    # The PVC mounted at /mnt/vol (OSS or NAS); None for none, as a root that is a URL needs.
+    claim: str | None = "pvc-oss"
+    run: str = RUN  # the pods' --run; "" writes every level under the root itself (one run)
+    clean: bool = False  # onExit: remove the run's levels above l1 once it has succeeded
+    # A pod still Pending after this (no node, no image, a missing PVC) fails its node instead
+    # of waiting for the workflow's deadline (Argo v4's template pendingTimeout); "" for none.
+    pending_timeout: str = "15m"
+    # The input files' size, from a plan: level pods request the ephemeral storage that their
+    # output, staged whole in /tmp on an object store, needs (None: no request).
+    file_bytes: int | None = None
     secret: str = "oss-credentials"  # Secret with OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET
     oss_endpoint: str = ""
     service_account: str | None = None  # None: the controller's default for the namespace
@@ -94,6 +111,52 @@ class Options(layout.Shape):
     read_budget: int | None = None
     labels: dict[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "workload"})
 
+    def __post_init__(self):
+        """Every value a manifest bakes in, checked: one line naming the first bad one."""
+        self.plan  # noqa: B018 (the shape: files >= 1, fan-in >= 2, ...)
+        for name in ("parallelism", "pod_deadline_seconds", "workflow_deadline_seconds"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("retries", self.retries, 0)
+        _at_least("ttl_seconds", self.ttl_seconds, 0)
+        if not isinstance(self.priority, int) or isinstance(self.priority, bool):
+            raise UsageError(f"--priority must be an integer, got {self.priority!r}")
+        if self.pending_timeout and not DURATION.fullmatch(self.pending_timeout):
+            raise UsageError(
+                f"--pending-timeout {self.pending_timeout!r}: expected a duration such as 15m "
+                f"or 90s"
+            )
+        if self.run not in ("", RUN):
+            layout.check_run(self.run)
+        if self.claim is None and "://" not in self.root:
+            raise UsageError(
+                f"--root {self.root!r} is a path in the pod, so it needs a volume there: give "
+                f"--claim, or a root URL (oss://, s3://)"
+            )
+        for name in ("level_cpu", "final_cpu", "level_memory", "final_memory"):
+            if not QUANTITY.fullmatch(getattr(self, name)):
+                value = getattr(self, name)
+                raise UsageError(f"{name} {value!r} is not a Kubernetes quantity")
+
+
+# Go's time.ParseDuration, for the units a timeout takes.
+DURATION = re.compile(r"([0-9]+(\.[0-9]+)?(h|m|s|ms))+")
+# Kubernetes' resource.Quantity (apimachinery/pkg/api/resource/quantity.go), without exponents.
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+
+
+# The render flag of an option whose name is not its flag's.
+FLAGS = {
+    "pod_deadline_seconds": "--pod-deadline",
+    "workflow_deadline_seconds": "--workflow-deadline",
+    "ttl_seconds": "--ttl",
+}
+
+
+def _at_least(name: str, value: object, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        raise UsageError(f"{flag} must be an integer >= {minimum}, got {value!r}")
+
 
 def _p(name: str) -> str:
     return "{{workflow.parameters." + name + "}}"
@@ -115,16 +178,27 @@ def parameters(o: Options, numbers: bool = True) -> list[Parameter]:
         Parameter(name="retries", value=str(o.retries)),
         Parameter(name="pod_deadline_seconds", value=str(o.pod_deadline_seconds)),
     ]
+    cpu = [eci_cpu(o.level_cpu), eci_cpu(o.final_cpu)] if o.eci else [o.level_cpu, o.final_cpu]
     for level in range(1, plan.levels + 1):
         params += [
-            Parameter(name=f"l{level}_cpu", value=o.level_cpu),
+            Parameter(name=f"l{level}_cpu", value=cpu[0]),
             Parameter(name=f"l{level}_memory", value=o.level_memory),
         ]
+        if _stages(o):
+            params.append(Parameter(name=f"l{level}_storage", value=storage_request(o, level)))
     params += [
-        Parameter(name="final_cpu", value=o.final_cpu),
+        Parameter(name="final_cpu", value=cpu[1]),
         Parameter(name="final_memory", value=o.final_memory),
     ]
     return params
+
+
+def eci_cpu(cpu: str) -> str:
+    """CPU in cores, the form ECI's `eci-use-specs` takes ("0.5-1Gi", never "500m-1Gi"), which
+    Kubernetes takes as well."""
+    if cpu.endswith("m"):
+        return f"{int(cpu[:-1]) / 1000:g}"
+    return cpu
 
 
 def _env(o: Options) -> list:
@@ -249,29 +323,96 @@ def _retry() -> RetryStrategy:
     )
 
 
-def _container(o: Options, name: str, inputs: list[str], args: list[str], outputs=None):
+class _TemplateV4(m.Template):
+    """Hera 7.1's Template, with the Argo v4 field it lacks (its model drops unknown fields)."""
+
+    pending_timeout: str | None = Field(default=None, alias="pendingTimeout")
+
+
+class _SpecV4(m.WorkflowSpec):
+    templates: list[SerializeAsAny[m.Template]] | None = None  # a _TemplateV4 keeps its field
+
+
+@dataclass(kw_only=True)
+class _Container(Container):
+    pending_timeout: str | None = None
+
+    def _build_template(self) -> m.Template:
+        built = super()._build_template()
+        return _TemplateV4(**dict(built), pendingTimeout=self.pending_timeout or None)
+
+
+class _WorkflowModel(m.Workflow):
+    spec: SerializeAsAny[m.WorkflowSpec]
+
+
+class _WorkflowTemplateModel(m.WorkflowTemplate):
+    spec: SerializeAsAny[m.WorkflowSpec]
+
+
+class _V4:
+    """A Workflow or WorkflowTemplate whose built model serializes _TemplateV4's fields (pydantic
+    serializes a field by its declared type, not the value's), for the YAML and `submit` alike."""
+
+    def build(self):
+        built = super().build()
+        model = _WorkflowModel if isinstance(built, m.Workflow) else _WorkflowTemplateModel
+        return model(**{**dict(built), "spec": _SpecV4(**dict(built.spec))})
+
+
+class WorkflowV4(_V4, Workflow):
+    def __post_init__(self):
+        self.kind = self.kind or "Workflow"  # Hera names the kind after the class
+        super().__post_init__()
+
+
+class WorkflowTemplateV4(_V4, WorkflowTemplate):
+    def __post_init__(self):
+        self.kind = self.kind or "WorkflowTemplate"
+        super().__post_init__()
+
+
+def _container(
+    o: Options,
+    name: str,
+    inputs: list[str],
+    args: list[str],
+    outputs=None,
+    *,
+    metrics: list[m.Prometheus] | None = None,
+    storage: bool = False,
+):
+    """A pod template of ours: sized by its `cpu` and `memory` inputs (and `storage`, its
+    ephemeral-storage request), labelled with its level when it has one."""
     resources = {"cpu": _in("cpu"), "memory": _in("memory")}
+    requests = {**resources, **({"ephemeral-storage": _in("storage")} if storage else {})}
     annotations = {}
     if o.eci:
         annotations["k8s.aliyun.com/eci-use-specs"] = f"{_in('cpu')}-{_in('memory')}"
     if o.spot:
         annotations["k8s.aliyun.com/eci-spot-strategy"] = "SpotAsPriceGo"
-    return Container(
+    sizes = ["cpu", "memory", *(["storage"] if storage else [])]
+    return _Container(
         name=name,
-        inputs=[Parameter(name=n) for n in [*inputs, "cpu", "memory"]],
+        inputs=[Parameter(name=n) for n in [*inputs, *sizes]],
         outputs=outputs,
         image=_p("image"),
         command=["python3"],
         args=args,
         working_dir=WORKDIR,
         env=_env(o),
+        labels={f"{LABEL}/level": _in("level")} if "level" in inputs else None,
+        metrics=metrics,
+        pending_timeout=o.pending_timeout,
         # Resources come from parameters, per level. A quantity field must match Kubernetes'
         # quantity pattern, which "{{...}}" does not, so they go through podSpecPatch, the
-        # string field Argo substitutes before creating the pod.
+        # string field Argo substitutes before creating the pod. Ephemeral storage is only
+        # requested: a limit would have the kubelet evict the pod, where a full disk is the
+        # pod's own error (exit 71).
         pod_spec_patch=json.dumps(
             {
                 "containers": [
-                    {"name": "main", "resources": {"requests": resources, "limits": resources}}
+                    {"name": "main", "resources": {"requests": requests, "limits": resources}}
                 ]
             },
             separators=(",", ":"),
@@ -289,7 +430,58 @@ def _container(o: Options, name: str, inputs: list[str], args: list[str], output
 
 
 def _pod_options(o: Options) -> list[str]:
-    return ["--root", _p("root"), "--op", _p("op"), "--fan-in", str(o.fan_in)]
+    run = ["--run", o.run] if o.run else []
+    return ["--root", _p("root"), "--op", _p("op"), "--fan-in", str(o.fan_in), *run]
+
+
+# -- Prometheus metrics, per template ----------------------------------------------------------
+# Argo emits a template's metrics when its node completes: labels and `when` are substituted
+# first, then the value, with the node's `duration`, `retries` and `status` and its outputs in
+# scope; `{{=...}}` is an expression (workflow/controller/operator.go, computeMetrics).
+DURATION_BUCKETS = [m.Amount(root=float(b)) for b in (5, 15, 30, 60, 120, 300, 600, 1800, 3600)]
+
+
+def _metrics(template: str, *, counts: bool) -> list[m.Prometheus]:
+    # One set of label names per metric name, whichever template emits it (Prometheus' rule).
+    labels = [
+        m.MetricLabel(key="template", value=template),
+        m.MetricLabel(key="level", value=_in("level")),
+    ]
+    done = [*labels, m.MetricLabel(key="status", value="{{status}}")]
+    out = [
+        m.Prometheus(
+            name="workload_pod_duration_seconds",
+            help="Seconds from a pod node's start to its end, retries included",
+            labels=done,
+            histogram=m.Histogram(value="{{duration}}", buckets=DURATION_BUCKETS),
+        ),
+        m.Prometheus(
+            name="workload_pod_retries_total",
+            help="Retried attempts of the pods",
+            labels=labels,
+            counter=m.Counter(value="{{retries}}"),
+        ),
+    ]
+    # From the pod's metrics line (workload/metrics.py), for pods that succeeded: a failed
+    # pod's output is the default "{}", which has no figures.
+    for name, key, what in (
+        ("workload_rows_total", "rows_in", "Rows the pods read"),
+        ("workload_read_bytes_total", "bytes_in", "Bytes the pods read from storage"),
+        ("workload_written_bytes_total", "bytes_out", "Bytes the pods wrote to storage"),
+    ):
+        if counts:
+            out.append(
+                m.Prometheus(
+                    name=name,
+                    help=what,
+                    labels=labels,
+                    when="{{status}} == Succeeded",
+                    counter=m.Counter(
+                        value="{{=jsonpath(outputs.parameters.metrics, '$." + key + "')}}"
+                    ),
+                )
+            )
+    return out
 
 
 def templates(o: Options) -> tuple[Container, Container]:
@@ -312,6 +504,8 @@ def templates(o: Options) -> tuple[Container, Container]:
         ]
         if o.metrics_output
         else None,
+        metrics=_metrics("process-data", counts=o.metrics_output),
+        storage=_stages(o),
     )
     merge = _container(
         o,
@@ -330,10 +524,48 @@ def templates(o: Options) -> tuple[Container, Container]:
             SUMMARY,
         ],
         outputs=[
-            Parameter(name="summary", value_from=m.ValueFrom(path=SUMMARY, default=OUTPUT_DEFAULT))
+            # globalName: the result's summary is the workflow's own output too, for `argo get`
+            # and for a parent workflow (status.outputs.parameters).
+            Parameter(
+                name="summary",
+                global_name="summary",
+                value_from=m.ValueFrom(path=SUMMARY, default=OUTPUT_DEFAULT),
+            )
         ],
+        metrics=_metrics("merge-data", counts=False),
     )
     return process, merge
+
+
+def exit_template(o: Options) -> Container:
+    """onExit: record the run's outcome in its folder (RUN/outcome.json), and with --clean
+    remove its levels above l1 once it has succeeded (workload/outcome.py)."""
+    args = ["-m", "workload", "outcome", "--root", _p("root"), "--status", "{{workflow.status}}"]
+    args += ["--run", o.run] if o.run else []
+    args += ["--clean"] if o.clean else []
+    exit_pod = _container(o, EXIT_TEMPLATE, [], args)
+    exit_pod.inputs = [
+        Parameter(name="cpu", default=EXIT_CPU),
+        Parameter(name="memory", default=EXIT_MEMORY),
+    ]
+    return exit_pod
+
+
+EXIT_CPU, EXIT_MEMORY = "0.25", "256Mi"
+
+
+def _stages(o: Options) -> bool:
+    """Whether level pods request ephemeral storage: on a root URL with the files' size known,
+    where each output is staged whole in the pod's /tmp (storage/upload.py)."""
+    return o.file_bytes is not None and "://" in o.root
+
+
+def storage_request(o: Options, level: int) -> str:
+    """Ephemeral storage of a level-`level` pod: its output (as large as its inputs, for ops
+    that keep their rows) plus a quarter, and 256 MiB for the interpreter's own /tmp."""
+    assert o.file_bytes is not None
+    output = o.file_bytes * o.fan_in**level
+    return f"{-(-(output * 5 // 4 + 256 * 2**20) // 2**20)}Mi"
 
 
 def pods_expression(level: int, fan_in: int) -> str:
@@ -344,9 +576,12 @@ def pods_expression(level: int, fan_in: int) -> str:
     return "{{=int((asInt(workflow.parameters.numbers) + " + f"{d - 1}) / {d})" + "}}"
 
 
-def _resources(level: int | str) -> dict[str, str]:
+def _resources(level: int | str, o: Options | None = None) -> dict[str, str]:
     prefix = f"l{level}" if isinstance(level, int) else level
-    return {"cpu": _p(f"{prefix}_cpu"), "memory": _p(f"{prefix}_memory")}
+    sized = {"cpu": _p(f"{prefix}_cpu"), "memory": _p(f"{prefix}_memory")}
+    if o is not None and _stages(o):
+        sized["storage"] = _p(f"{prefix}_storage")
+    return sized
 
 
 def _spec(o: Options) -> dict:
@@ -360,8 +595,14 @@ def _spec(o: Options) -> dict:
         if o.claim
         else None
     )
+    op = {f"{LABEL}/op": _p("op")} if all(LABEL_VALUE.fullmatch(n) for n in _op_names(o.op)) else {}
     return {
         "entrypoint": "main",
+        "on_exit": EXIT_TEMPLATE,
+        # Labels on every run (a WorkflowTemplate's own labels do not pass to its runs) and on
+        # every pod; Argo adds workflows.argoproj.io/workflow, the run's name, to each pod.
+        "workflow_metadata": m.WorkflowMetadata(labels={**o.labels, **op}),
+        "pod_metadata": m.Metadata(labels={**o.labels, **op}),
         "volumes": volumes,
         "parallelism": o.parallelism,
         "active_deadline_seconds": o.workflow_deadline_seconds,
@@ -371,6 +612,10 @@ def _spec(o: Options) -> dict:
         "service_account_name": o.service_account,
         "labels": o.labels,
     }
+
+
+# Kubernetes' label value: an op of the user's own ("module:attr") is not one, and is not labelled.
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
 def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> WorkflowTemplate:
@@ -387,8 +632,9 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
     # turns it on, for runs with `-p retries=0`. (The dag form needs nothing: dag.failFast
     # defaults to true and looks at tasks, whose retry nodes fail only when retries are over:
     # dag.go, assessDAGPhase.)
-    with WorkflowTemplate(name=name, arguments=parameters(o), **_spec(o)) as wt:
+    with WorkflowTemplateV4(name=name, arguments=parameters(o), **_spec(o)) as wt:
         process, merge = templates(o)
+        exit_template(o)
         with Steps(name="main", fail_fast=True if o.fail_fast else None):
             for level in range(1, plan.levels + 1):
                 pods = pods_expression(level, o.fan_in)
@@ -398,7 +644,7 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
                         "file_number": "{{item}}",
                         "level": str(level),
                         "pods": pods,
-                        **_resources(level),
+                        **_resources(level, o),
                     },
                     with_sequence=m.Sequence(count=m.IntOrString(pods)),
                 )
@@ -420,8 +666,9 @@ def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> 
     tasks of up to 34 pods)."""
     plan = o.plan
     chunk = layout.dag_chunk(plan)
-    with WorkflowTemplate(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
+    with WorkflowTemplateV4(name=name, arguments=parameters(o, numbers=False), **_spec(o)) as wt:
         process, merge = templates(o)
+        exit_template(o)
         with DAG(name="main"):
             previous: list[str] = []
             for level in range(1, plan.levels + 1):
@@ -432,7 +679,7 @@ def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> 
                         f"l{level}-{j}" if chunk == 1 else f"l{level}-{first}-{first + chunk - 1}"
                     )
                     count = min(chunk, pods - first)
-                    args = {"level": str(level), "pods": str(pods), **_resources(level)}
+                    args = {"level": str(level), "pods": str(pods), **_resources(level, o)}
                     if chunk == 1:
                         where: dict = {"arguments": {"file_number": str(first), **args}}
                     else:
@@ -471,7 +718,7 @@ def workflow_from_template(template: WorkflowTemplate, parameters: dict[str, str
 def standalone_workflow(o: Options = Options()) -> Workflow:
     """The steps form as one self-contained Workflow, like the seed's YAML."""
     wt = steps_template(o)
-    w = Workflow(generate_name=f"{TEMPLATE_NAME}-", arguments=parameters(o), **_spec(o))
+    w = WorkflowV4(generate_name=f"{TEMPLATE_NAME}-", arguments=parameters(o), **_spec(o))
     w.templates = wt.templates
     return w
 

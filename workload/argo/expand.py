@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 
 from .expr import Unsupported, render_value, substitute, substitute_all
 
-# Fields understood; any other is refused. Retries, failFast, deadlines, GC, resources and
-# security settings do not change what a pod runs.
+# Fields understood; any other is refused. Retries, failFast, deadlines, GC, resources, labels,
+# metrics and security settings do not change what a pod runs.
 _SPEC = {"entrypoint", "templates", "arguments", "volumes", "parallelism", "priority"}
 _SPEC |= {"activeDeadlineSeconds", "podGC", "ttlStrategy", "serviceAccountName", "podMetadata"}
+_SPEC |= {"onExit", "workflowMetadata", "securityContext"}
 _TEMPLATE = {"name", "inputs", "outputs", "container", "steps", "dag", "parallelism"}
 _TEMPLATE |= {"retryStrategy", "activeDeadlineSeconds", "podSpecPatch", "metadata", "failFast"}
-_TEMPLATE |= {"nodeSelector"}
+_TEMPLATE |= {"nodeSelector", "metrics", "pendingTimeout", "securityContext"}
+# Substituted when a node completes, with the node's own variables ({{status}}, {{duration}}):
+# never part of what a pod runs.
+_AFTER_THE_POD = ("metrics",)
 _CONTAINER = {"image", "command", "args", "workingDir", "env", "volumeMounts", "name"}
 _CONTAINER |= {"securityContext", "resources", "imagePullPolicy"}
 _STEP = {"name", "template", "arguments", "withSequence", "withItems"}
@@ -77,14 +81,38 @@ def _parameters(args: Mapping | None, what: str) -> dict[str, str]:
     return out
 
 
+def run_name(manifest: Mapping, suffix: str | None = None) -> str:
+    """The name Argo gives a run of `manifest`: its metadata.name, else its generateName and
+    five random characters (Kubernetes' names.SimpleNameGenerator, from utilrand's alphabet),
+    or `suffix`; a WorkflowTemplate's run is `NAME-xxxxx`, as `argo submit --from
+    workflowtemplate/NAME` names it."""
+    import random
+
+    metadata = manifest.get("metadata") or {}
+    if manifest.get("kind") == "Workflow" and metadata.get("name"):
+        return str(metadata["name"])
+    prefix = metadata.get("generateName") or f"{metadata.get('name') or 'workflow'}-"
+    return prefix + (suffix or "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5)))
+
+
+LOCAL = "local"  # expand's run-name suffix where the caller names no run: the same every time
+
+
 def expand(
     manifest: dict,
     parameters: dict[str, str] | None = None,
     templates: dict[str, dict] | None = None,
+    *,
+    name: str | None = None,
+    status: str | None = None,
 ) -> list[list[Pod]]:
     """The pods of a Workflow or WorkflowTemplate in execution order, as waves: each pod may
     start once every pod of the earlier waves has succeeded. `parameters` acts as `argo submit
-    -p`; `templates` resolves a Workflow's workflowTemplateRef by name."""
+    -p`; `templates` resolves a Workflow's workflowTemplateRef by name; `name` is the run's
+    {{workflow.name}} (default: `run_name` with the suffix LOCAL). With `status` (Argo's
+    {{workflow.status}}: Succeeded, Failed or Error), the pods of its onExit handler instead:
+    none if it has none."""
+    run = name or run_name(manifest, LOCAL)
     if manifest.get("kind") not in ("Workflow", "WorkflowTemplate"):
         raise Unsupported(f"unsupported kind {manifest.get('kind')!r}")
     spec = manifest["spec"]
@@ -100,7 +128,7 @@ def expand(
         base = known[ref]["spec"]
         given = {**_parameters(spec.get("arguments"), "arguments"), **(parameters or {})}
         spec = {**base, "entrypoint": spec.get("entrypoint", base["entrypoint"])}
-        return expand({"kind": "WorkflowTemplate", "spec": spec}, given)
+        return expand({"kind": "WorkflowTemplate", "spec": spec}, given, name=run, status=status)
     check_fields(spec, _SPEC, "spec")
     declared = {p["name"]: p for p in (spec.get("arguments") or {}).get("parameters") or []}
     if unknown := sorted(set(parameters or {}) - set(declared)):
@@ -111,9 +139,14 @@ def expand(
             raise Unsupported(f"workflow parameter {name!r} has no value")
         if "enum" in p and values[name] not in [_scalar(e, name) for e in p["enum"]]:
             raise Unsupported(f"parameter {name}={values[name]!r} is not one of {p['enum']}")
-    scope = {f"workflow.parameters.{k}": v for k, v in values.items()}
+    scope = {f"workflow.parameters.{k}": v for k, v in values.items()} | {"workflow.name": run}
     expansion = _Expansion({t["name"]: t for t in spec["templates"]}, spec.get("volumes") or [])
-    return expansion.waves(spec["entrypoint"], {}, scope, [], "")
+    if status is None:
+        return expansion.waves(spec["entrypoint"], {}, scope, [], "")
+    if "onExit" not in spec:
+        return []
+    scope["workflow.status"] = status
+    return expansion.waves(spec["onExit"], {}, scope, [], f"{run}.onExit")
 
 
 class _Expansion:
@@ -136,6 +169,7 @@ class _Expansion:
         scope = {**scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
         kind = [k for k in ("container", "steps", "dag") if k in t]
         if kind == ["container"]:
+            t = {k: v for k, v in t.items() if k not in _AFTER_THE_POD}
             return [[self.pod(substitute_all(t, scope), node or name)]]
         stack = [*stack, name]
         if kind == ["steps"]:  # a group's steps and their items run side by side

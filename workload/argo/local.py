@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,17 +177,24 @@ def _subprocess(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) 
 
 
 def _in_process(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) -> Result:
-    from workload import final, process
+    from workload import cli, final, process
 
-    main = {"process.py": process.main, "merge.py": final.main}.get(argv[1])
-    if main is None or not (cwd / argv[1]).is_file():
-        raise Unsupported(f"pod {pod.name}: no image script {argv[1]!r} to run in-process")
+    def package(argv: Sequence[str] | None = None, prog: str = "workload") -> int:
+        return cli.main(argv)  # `python3 -m workload ...`: the exit handler
+
+    if argv[1:3] == ["-m", "workload"]:
+        main, args = package, argv[3:]
+    else:
+        script = {"process.py": process.main, "merge.py": final.main}.get(argv[1])
+        if script is None or not (cwd / argv[1]).is_file():
+            raise Unsupported(f"pod {pod.name}: no image script {argv[1]!r} to run in-process")
+        main, args = script, argv[2:]
     saved, out, err = dict(os.environ), io.StringIO(), io.StringIO()
     try:
         os.environ.clear()
         os.environ.update(env)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv[2:], prog=argv[1])
+            code = main(args, prog=argv[1])
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -278,11 +285,15 @@ def run_manifest(
     secrets: list[Path],
     templates: list[Path],
     parallelism: int = 2,
-) -> list[list[Result]]:
-    """Every pod of the Workflow (or WorkflowTemplate) in `path`, run here in order: `volumes`
-    maps a PVC's claim name to the folder that stands for it, `secrets` are Secret manifests,
-    `templates` hold the WorkflowTemplates a workflowTemplateRef names (those in `path` too)."""
-    from .expand import expand
+    name: str | None = None,
+) -> tuple[str, list[list[Result]]]:
+    """The run's name and its results: every pod of the Workflow (or WorkflowTemplate) in
+    `path`, run here in order, then its onExit handler's with the run's status (the handler's
+    results are the last wave). `volumes` maps a PVC's claim name to the folder
+    that stands for it, `secrets` are Secret manifests, `templates` hold the WorkflowTemplates
+    a workflowTemplateRef names (those in `path` too), `name` is the run's {{workflow.name}}
+    (default: expand.run_name's). A failed pod fails the run once the handler has run."""
+    from .expand import expand, run_name
 
     if parallelism < 1:
         raise UsageError(f"--parallelism must be >= 1, got {parallelism}")
@@ -300,8 +311,13 @@ def run_manifest(
         kinds = [d.get("kind") for d in documents]
         raise Unsupported(f"{path}: expected one Workflow or WorkflowTemplate, found {kinds}")
     manifest = runnable[0]
+    name = name or run_name(manifest)
     try:
-        waves = expand(manifest, dict(parameters), by_name)
+        waves = expand(manifest, dict(parameters), by_name, name=name)
+        handler = {
+            status: expand(manifest, dict(parameters), by_name, name=name, status=status)
+            for status in ("Succeeded", "Failed")
+        }
         spec = manifest["spec"]
         if "workflowTemplateRef" in spec:
             spec = by_name[spec["workflowTemplateRef"]["name"]]["spec"]
@@ -313,9 +329,15 @@ def run_manifest(
         v["name"]: (v.get("persistentVolumeClaim") or {}).get("claimName")
         for v in spec.get("volumes") or []
     }
-    folder, resolved = mounted_folder(waves, volumes, claims), read_secrets(secrets)
+    every = [*waves, *handler["Succeeded"]]
+    folder, resolved = mounted_folder(every, volumes, claims), read_secrets(secrets)
     with image_workdir() as app:
-        return run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
+        try:
+            done = run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
+        except PodFailed:
+            run(handler["Failed"], app, volume=folder, secrets=resolved, workers=parallelism)
+            raise
+        return name, done + run(handler["Succeeded"], app, volume=folder, secrets=resolved)
 
 
 def mounted_folder(

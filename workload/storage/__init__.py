@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .. import progress
+from .. import layout, progress
 from ..errors import (
     ConfigError,
     DataError,
@@ -96,9 +96,17 @@ class Output:
 class Store:
     """A root URL and the filesystems that reach it. Paths given to methods are relative."""
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None, *, stale_seconds=300.0):
+    def __init__(
+        self,
+        url: str,
+        options: dict[str, Any] | None = None,
+        *,
+        stale_seconds=300.0,
+        run: str = "",
+    ):
         self.url = url.rstrip("/") or url
         self.stale_seconds = stale_seconds
+        self.run = layout.check_run(run)
         options = dict(options or {})
         protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
         self.protocol = protocol
@@ -154,12 +162,19 @@ class Store:
     def is_local(self) -> bool:
         return self.protocol == "file"
 
+    def where(self, rel: str) -> str:
+        """`rel` under the root. With a run, everything but the input (l1) is the run's own:
+        RUN/l2/..., RUN/result/... (layout.run_path), so runs on one root never share a file."""
+        return layout.run_path(self.run, rel)
+
     def path(self, rel: str) -> str:
+        rel = self.where(rel)
         return posixpath.join(self.root, rel) if rel else self.root
 
     def describe(self, rel: str) -> str:
         """The URL of `rel` for messages (credentials masked)."""
-        return redact(f"{self.url}/{rel}")
+        where = self.where(rel)
+        return redact(f"{self.url}/{where}" if where else self.url)
 
     # -- metadata -------------------------------------------------------------------------
     def _call(self, rel: str, fn: Callable[[], Any], *, writing: bool = False) -> Any:
@@ -278,7 +293,7 @@ class Store:
                 raise DataError(f"wrong layout: output {self.describe(rel)} is a directory")
             prefix = os.path.join(folder, f".{os.path.basename(final)}.")
         else:
-            name = hashlib.sha256(f"{self.url}/{rel}".encode()).hexdigest()[:16]
+            name = hashlib.sha256(f"{self.url}/{self.where(rel)}".encode()).hexdigest()[:16]
             prefix = os.path.join(tempfile.gettempdir(), f"workload-{name}.")
             self._abort_stale_uploads(rel)
         remove_stale(prefix + "*.tmp", self.stale_seconds)

@@ -44,9 +44,9 @@ def run_tree(
     return plan
 
 
-def result_files(root: str) -> tuple[bytes, bytes]:
-    """The bytes of the two result files, for comparing runs bit for bit."""
-    store = open_store(root)
+def result_files(root: str, run: str = "") -> tuple[bytes, bytes]:
+    """The bytes of the two result files (of `run`, if named), for comparing runs bit for bit."""
+    store = open_store(root, run=run)
     return store.read_bytes(layout.BY_KEY), store.read_bytes(layout.BY_CATEGORY)
 
 
