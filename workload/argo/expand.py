@@ -20,6 +20,7 @@ from .expr import Unsupported, render_value, substitute, substitute_all
 # security settings do not change what a pod runs.
 _SPEC = {"entrypoint", "templates", "arguments", "volumes", "parallelism", "priority"}
 _SPEC |= {"activeDeadlineSeconds", "podGC", "ttlStrategy", "serviceAccountName", "podMetadata"}
+_SPEC |= {"securityContext"}
 _TEMPLATE = {"name", "inputs", "outputs", "container", "steps", "dag", "parallelism"}
 _TEMPLATE |= {"retryStrategy", "activeDeadlineSeconds", "podSpecPatch", "metadata", "failFast"}
 _TEMPLATE |= {"nodeSelector"}
