@@ -129,7 +129,11 @@ def test_steps_expand_to_the_seed_tree():
     assert (pod.image, pod.working_dir, pod.mounts) == (IMAGE, "/app", {"/mnt/vol": "workdir"})
     assert pod.env["OSS_ENDPOINT"] == ""
     assert pod.env["OSS_ACCESS_KEY_ID"] == SecretRef("oss-credentials", "OSS_ACCESS_KEY_ID", True)
-    resources = lambda p: json.loads(p.pod_spec_patch)["containers"][0]["resources"]  # noqa: E731
+
+    def resources(p) -> dict:  # main's, in the podSpecPatch that also sets wait and init
+        containers = json.loads(p.pod_spec_patch)["containers"]
+        return next(c["resources"] for c in containers if c["name"] == "main")
+
     assert resources(pod)["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert resources(waves[2][0])["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert (pod.outputs, waves[2][0].outputs) == (

@@ -1,7 +1,8 @@
 """python -m workload.argo render | validate | submit
 
 render    write the manifests of every form into --out (default ./manifests), or one to stdout
-validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them
+validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them, and
+          each container template's pod against the Pod Security Standard "restricted"
 submit    create a form on an Argo server through Hera (token from $ARGO_TOKEN)
 run-local run a manifest's pods here, in order, each pod's exact command line (argo/local.py)
 """
@@ -75,7 +76,7 @@ def validate(args: argparse.Namespace) -> int:
 
     bad = 0
     for path in args.files or golden().values():
-        problems = validate_file(path)
+        problems = validate_file(path, restricted_pods=args.pod_security == "restricted")
         for line in problems:
             print(f"{path}: {line}", file=sys.stderr)
         bad += bool(problems)
@@ -241,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     v = sub.add_parser("validate", help="validate manifests offline")
     v.add_argument("files", nargs="*", type=Path, help="default: ./manifests/*.yaml")
+    v.add_argument(
+        "--pod-security",
+        choices=["restricted", "none"],
+        default="restricted",
+        help="also check each container template's pod, with Argo's init and wait containers, "
+        "against this Pod Security Standard (default restricted)",
+    )
     s = sub.add_parser("submit", help="submit to an Argo server with Hera")
     shape(s)
     s.add_argument("--form", choices=["steps", "dag"], default="steps")

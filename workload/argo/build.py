@@ -323,6 +323,44 @@ def _retry() -> RetryStrategy:
     )
 
 
+# -- Pod Security Standard "restricted" ----------------------------------------------------------
+# Every container of our pods passes "restricted" (argo/security.py), Argo's init and wait
+# included, with Argo's default controller config (argo/pod.py builds the pods offline).
+# The pod's context, for all containers: the image's user and group (Dockerfile: useradd --uid
+# 10001 --user-group, USER 10001:10001). The uid is needed, not only runAsNonRoot: Argo's
+# default executor image (quay.io/argoproj/argoexec) has no USER, so the kubelet would refuse
+# to start init and wait as root.
+IMAGE_UID = 10001
+# A pod-level context cannot say allowPrivilegeEscalation or capabilities, and Argo gives the
+# init and wait containers of a container template only the controller's executor
+# securityContext, none by default (workflow/controller/workflowpod.go, newExecContainer:
+# Config.GetExecutor().SecurityContext; common.MinimalCtrSC is for resource templates). The
+# template's podSpecPatch can: build() applies it (util.ApplyPodSpecPatch, a strategic merge
+# patch, containers merged by name) after the init and wait containers are in place. For
+# Argo's default legacy pod layout only: with the controller's opt-in initlessPod there is no
+# init or wait container, and these entries would add containers without an image.
+EXECUTOR_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_security() -> m.PodSecurityContext:
+    """The workflow's spec.securityContext (workflowpod.go, addSchedulingConstraints: every pod
+    without a template securityContext gets it)."""
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=IMAGE_UID,
+        run_as_group=IMAGE_UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def _executor_security(patch: dict) -> dict:
+    """`patch` with the securityContext of Argo's init and wait containers; wait stays ahead of
+    main (a strategic merge keeps the patch's order)."""
+    init = [{"name": "init", "securityContext": EXECUTOR_SECURITY}]
+    wait = {"name": "wait", "securityContext": EXECUTOR_SECURITY}
+    return {**patch, "initContainers": init, "containers": [wait, *patch["containers"]]}
+
+
 class _TemplateV4(m.Template):
     """Hera 7.1's Template, with the Argo v4 field it lacks (its model drops unknown fields)."""
 
@@ -410,11 +448,13 @@ def _container(
         # requested: a limit would have the kubelet evict the pod, where a full disk is the
         # pod's own error (exit 71).
         pod_spec_patch=json.dumps(
-            {
-                "containers": [
-                    {"name": "main", "resources": {"requests": requests, "limits": resources}}
-                ]
-            },
+            _executor_security(
+                {
+                    "containers": [
+                        {"name": "main", "resources": {"requests": requests, "limits": resources}}
+                    ]
+                }
+            ),
             separators=(",", ":"),
         ),
         security_context=m.SecurityContext(
@@ -610,6 +650,7 @@ def _spec(o: Options) -> dict:
         "ttl_strategy": m.TTLStrategy(seconds_after_completion=o.ttl_seconds),
         "priority": o.priority,
         "service_account_name": o.service_account,
+        "security_context": _pod_security(),
         "labels": o.labels,
     }
 

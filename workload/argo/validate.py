@@ -8,6 +8,9 @@
    ``null`` is rejected unless nullable. The top-level ``metadata`` (only ``type: object`` in the
    CRDs) is checked against ``OBJECT_META``. Not checked: CEL rules, list-type uniqueness.
 2. Semantic, what Argo's controller checks: see ``_check_semantics``.
+3. Optional (``validate_file(path, restricted_pods=True)``, on in ``python -m workload.argo
+   validate``): ``pod_security``, the pod of each container template against the Pod Security
+   Standard "restricted".
 
 The schemas are vendored in ``workload/argo/schemas`` from Argo's full CRDs (argo-workflows v4.1.2,
 commit f016ad89, Apache-2.0), descriptions stripped and gzipped (50 KB instead of 5.5 MB of
@@ -26,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .pod import pod_spec
+from .security import restricted
 
 API_VERSION = "argoproj.io/v1alpha1"
 CRD_FILES = {kind: f"argoproj.io_{kind.lower()}s.yaml" for kind in ("Workflow", "WorkflowTemplate")}
@@ -341,8 +347,27 @@ def validate(doc: dict) -> list[str]:
     return list(dict.fromkeys(errs))
 
 
-def validate_file(path) -> list[str]:
-    """Problems of every Argo document in a YAML file; other kinds (Secret, PV...) are skipped."""
+def pod_security(doc: dict) -> list[str]:
+    """How the pod of each container template, as Argo's controller would build it with its
+    default config (argo/pod.py: Argo's init and wait containers included), breaks the Pod
+    Security Standard "restricted" (argo/security.py)."""
+    problems = []
+    for template in _dicts(_dig(doc, "spec", "templates")):
+        if not isinstance(template.get("container"), dict) or not (name := _name(template)):
+            continue
+        try:
+            lines = restricted(pod_spec(doc, name))
+        except ValueError as e:  # a podSpecPatch or volume Argo would refuse
+            lines = [str(e)]
+        problems += [f"template {name}: pod security 'restricted': {line}" for line in lines]
+    return problems
+
+
+def validate_file(path, *, restricted_pods: bool = False) -> list[str]:
+    """Problems of every Argo document in a YAML file; other kinds (Secret, PV...) are skipped.
+    With restricted_pods, a document that is otherwise valid is also checked by pod_security
+    (off by default: it is a property of the namespace a manifest runs in, not of Argo's CRDs,
+    and most manifests, Argo's examples among them, are not written for it)."""
     try:
         with open(path, encoding="utf-8") as f:
             docs = [doc for doc in yaml.load_all(f, Loader=_LOADER) if doc is not None]
@@ -353,7 +378,10 @@ def validate_file(path) -> list[str]:
         foreign = isinstance(doc, dict) and doc.get("kind") not in CRD_FILES
         if foreign and not str(doc.get("apiVersion", API_VERSION)).startswith("argoproj.io/"):
             continue
-        problems += [f"doc {n}: {p}" if len(docs) > 1 else p for p in validate(doc)]
+        found = validate(doc)
+        if restricted_pods and not found and not foreign:
+            found = pod_security(doc)
+        problems += [f"doc {n}: {p}" if len(docs) > 1 else p for p in found]
     return problems
 
 
