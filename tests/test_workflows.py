@@ -193,3 +193,169 @@ def test_no_service_account_is_forced_unless_one_is_asked_for(capsys):
         assert "serviceAccountName" not in FORMS[form](Options()).to_dict()["spec"]
     assert cli.main(["render", "--form", "steps", "--service-account", "workload-runner"]) == 0
     assert "serviceAccountName: workload-runner" in capsys.readouterr().out
+
+
+# -- what an operator deploys unchanged --------------------------------------------------------
+def _templates(doc: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in doc["spec"]["templates"]}
+
+
+def _render(capsys, *flags: str) -> tuple[int, dict | None, str]:
+    code = cli.main(["render", "--form", "standalone", *flags])
+    out, err = capsys.readouterr()
+    return code, (yaml.safe_load(out) if code == 0 else None), err
+
+
+def test_every_pod_writes_under_its_runs_name_and_the_run_ends_with_its_exit_handler():
+    for form in ("steps", "dag", "standalone"):
+        doc = FORMS[form](Options()).to_dict()
+        pods = [t for t in doc["spec"]["templates"] if "container" in t]
+        for t in pods:
+            args = t["container"]["args"]
+            assert args[args.index("--run") + 1] == "{{workflow.name}}", t["name"]
+            assert t["pendingTimeout"] == "15m"
+        assert doc["spec"]["onExit"] == "record-outcome"
+        handler = _templates(doc)["record-outcome"]["container"]["args"]
+        assert handler[:3] == ["-m", "workload", "outcome"]
+        assert "{{workflow.status}}" in handler and "--clean" not in handler
+    clean = FORMS["standalone"](Options(clean=True, run="")).to_dict()
+    handler = _templates(clean)["record-outcome"]["container"]["args"]
+    assert "--clean" in handler and "--run" not in handler  # --run "": the root's own layout
+    assert all(
+        "--run" not in t["container"]["args"]
+        for t in _templates(clean).values()
+        if "container" in t
+    )
+
+
+def test_the_summary_is_the_workflows_output_and_runs_and_pods_are_labelled():
+    doc = FORMS["standalone"](Options(op="aggregate")).to_dict()
+    [summary] = _templates(doc)["merge-data"]["outputs"]["parameters"]
+    assert summary["globalName"] == "summary"
+    op = {"workload/op": "{{workflow.parameters.op}}", "app.kubernetes.io/name": "workload"}
+    assert doc["spec"]["workflowMetadata"]["labels"] == op
+    assert doc["spec"]["podMetadata"]["labels"] == op
+    level = {"workload/level": "{{inputs.parameters.level}}"}
+    assert _templates(doc)["process-data"]["metadata"]["labels"] == level
+    # An op of the user's own ("module:attribute") is no label value: the run is not labelled.
+    custom = FORMS["standalone"](Options(op="tests.ops_distinct:DISTINCT")).to_dict()
+    assert "workload/op" not in custom["spec"]["podMetadata"]["labels"]
+
+
+def test_each_pod_template_reports_prometheus_metrics_from_its_node_and_metrics_line():
+    doc = FORMS["standalone"](Options()).to_dict()
+    for name in ("process-data", "merge-data"):
+        metrics = {p["name"]: p for p in _templates(doc)[name]["metrics"]["prometheus"]}
+        assert metrics["workload_pod_duration_seconds"]["histogram"]["value"] == "{{duration}}"
+        assert metrics["workload_pod_retries_total"]["counter"]["value"] == "{{retries}}"
+        # One set of label names per metric, whichever template emits it.
+        for p in metrics.values():
+            assert [label["key"] for label in p["labels"]][:2] == ["template", "level"]
+            assert p["help"]
+    level = {p["name"]: p for p in _templates(doc)["process-data"]["metrics"]["prometheus"]}
+    rows = level["workload_rows_total"]
+    assert rows["when"] == "{{status}} == Succeeded"
+    assert rows["counter"]["value"] == "{{=jsonpath(outputs.parameters.metrics, '$.rows_in')}}"
+    bare = FORMS["standalone"](Options(metrics_output=False)).to_dict()
+    names = {p["name"] for p in _templates(bare)["process-data"]["metrics"]["prometheus"]}
+    assert names == {"workload_pod_duration_seconds", "workload_pod_retries_total"}
+
+
+def test_a_root_url_needs_no_volume_and_a_path_needs_one(capsys):
+    code, doc, _ = _render(capsys, "--root", "oss://bucket/data")
+    assert code == 0 and "volumes" not in doc["spec"]
+    assert all("volumeMounts" not in t.get("container", {}) for t in doc["spec"]["templates"])
+    code, doc, _ = _render(capsys, "--root", "oss://bucket/data", "--claim", "nas")
+    assert doc["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "nas"
+    code, _, err = _render(capsys, "--claim", "")
+    assert code == 2 and err.count("\n") == 1 and "--root '/mnt/vol'" in err
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--files", "0"], "files"),
+        (["--fan-in", "0"], "fan-in"),
+        (["--fan-in", "1"], "fan-in"),
+        (["--final-fan-in", "0"], "final-fan-in"),
+        (["--parallelism", "0"], "--parallelism"),
+        (["--retries", "-1"], "--retries"),
+        (["--pod-deadline", "0"], "--pod-deadline"),
+        (["--workflow-deadline", "-5"], "--workflow-deadline"),
+        (["--ttl", "-1"], "--ttl"),
+        (["--pending-timeout", "15 minutes"], "--pending-timeout"),
+        (["--run", "l2"], "--run"),
+        (["--run", "a/b"], "--run"),
+    ],
+)
+def test_every_bad_render_flag_is_refused_in_one_line(capsys, flags, named):
+    code, _, err = _render(capsys, *flags)
+    assert code == 2, flags
+    assert err.count("\n") == 1 and named in err, err
+
+
+def test_render_flags_reach_the_manifest(capsys):
+    code, doc, _ = _render(
+        capsys,
+        *("--parallelism", "8", "--retries", "5", "--pod-deadline", "600"),
+        *("--workflow-deadline", "7200", "--ttl", "60", "--priority", "-3"),
+        *("--pending-timeout", "2m30s"),
+    )
+    assert code == 0
+    spec = doc["spec"]
+    assert (spec["parallelism"], spec["activeDeadlineSeconds"], spec["priority"]) == (8, 7200, -3)
+    assert spec["ttlStrategy"] == {"secondsAfterCompletion": 60}
+    params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    assert (params["retries"], params["pod_deadline_seconds"]) == ("5", "600")
+    assert _templates(doc)["process-data"]["pendingTimeout"] == "2m30s"
+    _, doc, _ = _render(capsys, "--pending-timeout", "")
+    assert "pendingTimeout" not in _templates(doc)["process-data"]
+
+
+def test_eci_sizes_each_pod_by_the_smallest_eci_specification_that_holds_it():
+    """ECI has no "1-1Gi" (1 vCPU comes with 2, 4 or 8 GiB) and reads no "500m"."""
+    doc = FORMS["standalone"](Options(eci=True, level_cpu="500m", final_memory="3Gi")).to_dict()
+    params = {p["name"]: p["value"] for p in doc["spec"]["arguments"]["parameters"]}
+    assert (params["l1_cpu"], params["l1_eci_spec"], params["final_eci_spec"]) == (
+        "500m",
+        "0.5-1Gi",
+        "1-4Gi",
+    )
+    assert FORMS["standalone"](Options(eci=True)).to_dict()["spec"]["arguments"]["parameters"]
+    for name, t in _templates(doc).items():
+        if "container" in t:
+            spec = t["metadata"]["annotations"]["k8s.aliyun.com/eci-use-specs"]
+            assert spec == "{{inputs.parameters.eci_spec}}", name
+    assert validate(doc) == []
+
+
+@pytest.mark.parametrize(
+    "cpu,memory,spec",
+    [
+        ("1", "1Gi", "1-2Gi"),
+        ("0.25", "256Mi", "0.25-0.5Gi"),
+        ("3", "5Gi", "4-8Gi"),
+        ("2", "1740Mi", "2-2Gi"),
+    ],
+)
+def test_eci_specifications_round_up(cpu, memory, spec):
+    from workload.argo.eci import spec as eci_spec
+
+    assert eci_spec(cpu, memory) == spec
+
+
+def test_a_plans_file_size_sizes_each_levels_ephemeral_storage_on_an_object_store():
+    """Each output is staged whole in the pod's /tmp before its upload: request it."""
+    options = Options(files=128, root="oss://b/x", claim=None, file_bytes=14 * 2**20)
+    doc = FORMS["standalone"](options).to_dict()
+    params = {p["name"]: p["value"] for p in doc["spec"]["arguments"]["parameters"]}
+    # level L writes 14 MiB * 2**L, plus a quarter, plus 256 MiB
+    assert [params[f"l{level}_storage"] for level in (1, 2)] == ["291Mi", "326Mi"]
+    patch = json.loads(_templates(doc)["process-data"]["podSpecPatch"])
+    main = next(c for c in patch["containers"] if c["name"] == "main")
+    assert main["resources"]["requests"]["ephemeral-storage"] == "{{inputs.parameters.storage}}"
+    assert "ephemeral-storage" not in main["resources"]["limits"]  # a limit would evict
+    assert validate(doc) == []
+    # On a PVC root the output is written beside its target: nothing to request.
+    pvc = FORMS["standalone"](Options(files=128, file_bytes=14 * 2**20)).to_dict()
+    assert not any(p["name"].endswith("_storage") for p in pvc["spec"]["arguments"]["parameters"])

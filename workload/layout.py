@@ -110,6 +110,7 @@ def plan(files: int, fan_in: int = 2, levels: int | None = None, final_fan_in: i
     check_positive("files", files, minimum=1)
     check_positive("fan-in", fan_in, minimum=2)
     final_fan_in = DEFAULT_FINAL_FAN_IN if final_fan_in is None else final_fan_in
+    check_positive("final-fan-in", final_fan_in, minimum=1)
     counts = [files]
     while (levels is None and counts[-1] > final_fan_in) or (
         levels is not None and len(counts) <= levels

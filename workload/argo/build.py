@@ -49,6 +49,8 @@ from workload.errors import (
     UsageError,
 )
 
+from . import eci
+
 MOUNT = "/mnt/vol"
 WORKDIR = "/app"
 METRICS = "/tmp/metrics.json"
@@ -178,27 +180,23 @@ def parameters(o: Options, numbers: bool = True) -> list[Parameter]:
         Parameter(name="retries", value=str(o.retries)),
         Parameter(name="pod_deadline_seconds", value=str(o.pod_deadline_seconds)),
     ]
-    cpu = [eci_cpu(o.level_cpu), eci_cpu(o.final_cpu)] if o.eci else [o.level_cpu, o.final_cpu]
     for level in range(1, plan.levels + 1):
         params += [
-            Parameter(name=f"l{level}_cpu", value=cpu[0]),
+            Parameter(name=f"l{level}_cpu", value=o.level_cpu),
             Parameter(name=f"l{level}_memory", value=o.level_memory),
         ]
         if _stages(o):
             params.append(Parameter(name=f"l{level}_storage", value=storage_request(o, level)))
+        if o.eci:  # set it beside l{level}_cpu and _memory when changing those at submit
+            spec = eci.spec(o.level_cpu, o.level_memory)
+            params.append(Parameter(name=f"l{level}_eci_spec", value=spec))
     params += [
-        Parameter(name="final_cpu", value=cpu[1]),
+        Parameter(name="final_cpu", value=o.final_cpu),
         Parameter(name="final_memory", value=o.final_memory),
     ]
+    if o.eci:
+        params.append(Parameter(name="final_eci_spec", value=eci.spec(o.final_cpu, o.final_memory)))
     return params
-
-
-def eci_cpu(cpu: str) -> str:
-    """CPU in cores, the form ECI's `eci-use-specs` takes ("0.5-1Gi", never "500m-1Gi"), which
-    Kubernetes takes as well."""
-    if cpu.endswith("m"):
-        return f"{int(cpu[:-1]) / 1000:g}"
-    return cpu
 
 
 def _env(o: Options) -> list:
@@ -425,11 +423,11 @@ def _container(
     resources = {"cpu": _in("cpu"), "memory": _in("memory")}
     requests = {**resources, **({"ephemeral-storage": _in("storage")} if storage else {})}
     annotations = {}
-    if o.eci:
-        annotations["k8s.aliyun.com/eci-use-specs"] = f"{_in('cpu')}-{_in('memory')}"
+    if o.eci:  # the smallest ECI specification that holds the pod (argo/eci.py)
+        annotations["k8s.aliyun.com/eci-use-specs"] = _in("eci_spec")
     if o.spot:
         annotations["k8s.aliyun.com/eci-spot-strategy"] = "SpotAsPriceGo"
-    sizes = ["cpu", "memory", *(["storage"] if storage else [])]
+    sizes = ["cpu", "memory", *(["storage"] if storage else []), *(["eci_spec"] if o.eci else [])]
     return _Container(
         name=name,
         inputs=[Parameter(name=n) for n in [*inputs, *sizes]],
@@ -587,6 +585,7 @@ def exit_template(o: Options) -> Container:
     exit_pod.inputs = [
         Parameter(name="cpu", default=EXIT_CPU),
         Parameter(name="memory", default=EXIT_MEMORY),
+        *([Parameter(name="eci_spec", default=eci.spec(EXIT_CPU, EXIT_MEMORY))] if o.eci else []),
     ]
     return exit_pod
 
@@ -619,8 +618,11 @@ def pods_expression(level: int, fan_in: int) -> str:
 def _resources(level: int | str, o: Options | None = None) -> dict[str, str]:
     prefix = f"l{level}" if isinstance(level, int) else level
     sized = {"cpu": _p(f"{prefix}_cpu"), "memory": _p(f"{prefix}_memory")}
-    if o is not None and _stages(o):
+    # The final pod: its result is per key, a size no plan gives; it requests none.
+    if o is not None and _stages(o) and isinstance(level, int):
         sized["storage"] = _p(f"{prefix}_storage")
+    if o is not None and o.eci:
+        sized["eci_spec"] = _p(f"{prefix}_eci_spec")
     return sized
 
 
@@ -693,7 +695,11 @@ def steps_template(o: Options = Options(), name: str = TEMPLATE_NAME) -> Workflo
             final = pods_expression(plan.levels, o.fan_in) if plan.levels else str(o.files)
             merge(
                 name="merge-data",
-                arguments={"number": final, "level": str(plan.final_level), **_resources("final")},
+                arguments={
+                    "number": final,
+                    "level": str(plan.final_level),
+                    **_resources("final", o),
+                },
             )
     return wt
 
@@ -739,7 +745,7 @@ def dag_template(o: Options = Options(), name: str = f"{TEMPLATE_NAME}-dag") -> 
                 arguments={
                     "number": str(plan.final_count),
                     "level": str(plan.final_level),
-                    **_resources("final"),
+                    **_resources("final", o),
                 },
                 dependencies=previous or None,
             )
