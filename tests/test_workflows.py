@@ -310,6 +310,9 @@ def test_render_flags_reach_the_manifest(capsys):
     assert _templates(doc)["process-data"]["pendingTimeout"] == "2m30s"
     _, doc, _ = _render(capsys, "--pending-timeout", "")
     assert "pendingTimeout" not in _templates(doc)["process-data"]
+    assert "archiveLogs" not in doc["spec"]
+    _, doc, _ = _render(capsys, "--archive-logs")
+    assert doc["spec"]["archiveLogs"] is True
 
 
 def test_eci_sizes_each_pod_by_the_smallest_eci_specification_that_holds_it():

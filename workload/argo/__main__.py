@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             help="seconds a finished run is kept (default 86400)",
         )
         p.add_argument("--priority", type=int, help="the workflow's priority (default 0)")
+        p.add_argument(
+            "--archive-logs",
+            dest="archive_logs",
+            action="store_true",
+            help="keep the pods' logs in the artifact repository (one must be configured)",
+        )
         p.add_argument("--oss-endpoint", dest="oss_endpoint")
         p.add_argument("--service-account", dest="service_account")
         p.add_argument("--eci", action="store_true", help="Alibaba ECI sizing annotations")

@@ -82,6 +82,9 @@ class Options(layout.Shape):
     claim: str | None = "pvc-oss"
     run: str = RUN  # the pods' --run; "" writes every level under the root itself (one run)
     clean: bool = False  # onExit: remove the run's levels above l1 once it has succeeded
+    # Keep every pod's log in the controller's artifact repository (spec.archiveLogs), which
+    # the operator must have configured: without it podGC takes the logs with the pods.
+    archive_logs: bool = False
     # A pod still Pending after this (no node, no image, a missing PVC) fails its node instead
     # of waiting for the workflow's deadline (Argo v4's template pendingTimeout); "" for none.
     pending_timeout: str = "15m"
@@ -649,6 +652,7 @@ def _spec(o: Options) -> dict:
         "parallelism": o.parallelism,
         "active_deadline_seconds": o.workflow_deadline_seconds,
         "pod_gc": m.PodGC(strategy="OnPodCompletion"),
+        "archive_logs": o.archive_logs or None,
         "ttl_strategy": m.TTLStrategy(seconds_after_completion=o.ttl_seconds),
         "priority": o.priority,
         "service_account_name": o.service_account,
