@@ -111,7 +111,8 @@ class _FakeArgo(BaseHTTPRequestHandler):
         namespace = self.path.rstrip("/").split("/")[-1]
         reply = {**obj, "metadata": {**obj["metadata"], "name": name, "namespace": namespace}}
         data = json.dumps(reply).encode()
-        self.send_response(200 if kind else 500)
+        status = {"forbidden": 403, "busy": 503, "bad": 400}.get(namespace, 200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -157,6 +158,25 @@ def test_submit_standalone_with_parameters(fake_argo, monkeypatch, capsys):
     assert params["image"] == "my.registry/workload:1"
     assert validate(wf | {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"}) == []
     assert "submitted process-data-x7k2p in namespace batch" in capsys.readouterr().out
+    # What Hera's model of Argo v3 lacks reaches the server too (build._TemplateV4).
+    pods = [t for t in wf["spec"]["templates"] if "container" in t]
+    assert pods and all(t["pendingTimeout"] == "15m" for t in pods)
+
+
+@pytest.mark.parametrize(
+    "namespace,code", [("forbidden", 77), ("bad", 78), ("busy", 75), ("unreachable", 75)]
+)
+def test_a_refused_submission_is_one_line_with_a_code_from_its_http_status(
+    fake_argo, monkeypatch, capsys, namespace, code
+):
+    host, _ = fake_argo
+    monkeypatch.setenv("ARGO_TOKEN", "s3cret-t0ken")
+    if namespace == "unreachable":
+        host = "http://127.0.0.1:9"  # the discard port: nothing listens
+    assert cli.main(["submit", "--host", host, "--namespace", namespace]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Workflow process-data-" in err
+    assert "s3cret-t0ken" not in err
 
 
 def test_submit_template_then_workflow_by_reference(fake_argo, monkeypatch):
@@ -169,6 +189,8 @@ def test_submit_template_then_workflow_by_reference(fake_argo, monkeypatch):
     (tpath, _, tbody), (wpath, auth, wbody) = seen
     assert tpath == "/api/v1/workflow-templates/argo"
     assert tbody["template"]["metadata"]["name"] == "process-data-dag"
+    pods = [t for t in tbody["template"]["spec"]["templates"] if "container" in t]
+    assert pods and all(t["pendingTimeout"] == "15m" for t in pods)
     assert wpath == "/api/v1/workflows/argo"
     assert auth == "Bearer t0ken-value"
     assert wbody["workflow"]["spec"]["workflowTemplateRef"] == {"name": "process-data-dag"}

@@ -3,7 +3,7 @@
 render    write the manifests of every form into --out (default ./manifests), or one to stdout
 validate  check manifests against Argo's CRD schemas and the rules Argo enforces beyond them, and
           each container template's pod against the Pod Security Standard "restricted"
-submit    create a form on an Argo server through Hera (token from $ARGO_TOKEN)
+submit    create a form on an Argo server through its REST API (token from $ARGO_TOKEN)
 run-local run a manifest's pods here, in order, each pod's exact command line (argo/local.py)
 """
 
@@ -85,18 +85,19 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from hera.workflows import Parameter, WorkflowsService
+    from hera.workflows import Parameter
 
     from workload.command import pair
+    from workload.errors import UsageError
 
+    from . import submit as server
     from .build import FORMS, dag_template, steps_template, workflow_from_template
 
-    token = os.environ.get("ARGO_TOKEN")
-    service = WorkflowsService(
+    target = server.Server(
         host=args.host,
-        token=token.removeprefix("Bearer ") if token else None,
         namespace=args.namespace,
-        verify_ssl=not args.insecure,
+        token=os.environ.get("ARGO_TOKEN"),
+        verify_tls=not args.insecure,
     )
     options = _options(args)
     params = dict(pair(p, "-p", "name=value") for p in args.parameter)
@@ -105,15 +106,11 @@ def submit(args: argparse.Namespace) -> int:
         arguments = template.arguments if isinstance(template.arguments, list) else []
         declared = {str(p.name) for p in arguments if isinstance(p, Parameter)}
         if unknown := sorted(set(params) - declared):  # before anything is created
-            from workload.errors import UsageError
-
             raise UsageError(
                 f"-p {unknown[0]}: the template has no such parameter "
                 f"(it has {', '.join(sorted(declared))})"
             )
-        template.workflows_service = service
-        template.namespace = args.namespace
-        template.create()
+        server.create(target, template.to_dict())
         workflow = workflow_from_template(template, params)
     else:
         workflow = FORMS["standalone"](options) if args.form == "steps" else None
@@ -126,13 +123,9 @@ def submit(args: argparse.Namespace) -> int:
             if isinstance(p, Parameter) and p.name in params:
                 p.value = params.pop(p.name)
         if params:
-            from workload.errors import UsageError
-
             raise UsageError(f"-p {sorted(params)[0]}: the workflow has no such parameter")
-    workflow.workflows_service = service
-    workflow.namespace = args.namespace
-    created = workflow.create()
-    print(f"submitted {created.metadata.name} in namespace {created.metadata.namespace}")
+    created = server.create(target, workflow.to_dict())["metadata"]
+    print(f"submitted {created['name']} in namespace {created['namespace']}")
     return 0
 
 
@@ -255,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also check each container template's pod, with Argo's init and wait containers, "
         "against this Pod Security Standard (default restricted)",
     )
-    s = sub.add_parser("submit", help="submit to an Argo server with Hera")
+    s = sub.add_parser("submit", help="submit to an Argo server (its REST API)")
     shape(s)
     s.add_argument("--form", choices=["steps", "dag"], default="steps")
     s.add_argument("--host", required=True, help="Argo server URL, e.g. https://argo:2746")
