@@ -96,6 +96,9 @@ def test_bad_pod_arguments(root, argv, module, needle):
         (["run", "--levels", "0"], "--levels must be an integer >= 1, got 0"),
         (["run", "--final-fan-in", "0"], "--final-fan-in must be an integer >= 1, got 0"),
         (["run", "--fan-in", "1"], "--fan-in must be an integer >= 2, got 1"),
+        (["run", "--run", "l2"], "--run 'l2': a run is named by"),
+        (["outcome", "--status", "Running"], "--status 'Running': expected one of"),
+        (["outcome", "--status", "Succeeded", "--run", "../up"], "--run '../up'"),
     ],
 )
 def test_bad_flags_fail_before_any_work(tmp_path, argv, needle):
