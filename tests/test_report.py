@@ -178,10 +178,12 @@ def test_a_local_run_gives_its_tree_and_phases_within_each_pod(tmp_path):
     for p in doc["pods"]:
         t = report.phases(p)
         assert all(t[name] >= 0 for name in report.PHASES), (p, t)
-        # the pod's own time follows its start-up within its duration; its work and storage
-        # are each within it (they overlap: a pod reads ahead while it computes)
+        # the pod's own time follows its start-up within its duration; a level pod's work and
+        # storage are each within it (they overlap: it reads ahead while it computes; the final
+        # pod's compute_s adds up its reader threads')
         assert t["pending"] + t["startup"] + p["total_s"] <= t["duration"] + 1e-3
-        assert t["work"] <= p["total_s"] and t["storage"] <= p["total_s"] + 1e-3
+        if p["level"] != doc["levels"][-1]["level"]:
+            assert t["work"] <= p["total_s"] and t["storage"] <= p["total_s"] + 1e-3
     assert sum(row["critical_s"] for row in r["levels"]) <= r["makespan_s"] + 1e-3
 
 

@@ -25,6 +25,8 @@ from .errors import DataError
 
 CHUNK = 1 << 20
 _SPACE = re.compile(r"[ \t\n\r]*")
+_KEY = re.compile(r'[ \t\n\r]*"([^"\\]*)"[ \t\n\r]*:[ \t\n\r]*')  # a key without escapes
+_NEXT = re.compile(r"[ \t\n\r]*([,}])")
 
 
 class Stream:
@@ -106,6 +108,52 @@ class Stream:
             if following != ",":
                 self.pos -= 1
                 raise self._bad("',' or '}'")
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """(key, value) of each member of the object that starts here: members() and value(),
+        twice as fast on many small members (a status's nodes) by matching keys and commas with
+        one regular expression each, where the buffer holds the whole member."""
+        if self._peek() != "{":
+            raise self._bad("an object")
+        self.pos += 1
+        if self._peek() == "}":
+            self.pos += 1
+            return
+        decode, buf = self.decoder.raw_decode, self.buf
+        while True:
+            key = _KEY.match(buf, self.pos)
+            if key is not None and key.end() < len(buf):
+                try:
+                    value, end = decode(buf, key.end())
+                except json.JSONDecodeError:
+                    end = len(buf)  # perhaps cut by the buffer's end: the slow way
+                following = _NEXT.match(buf, end) if end < len(buf) else None
+                if following is not None:
+                    self.pos = following.end()
+                    yield key.group(1), value
+                    if following.group(1) == "}":
+                        return
+                    continue
+            done, member = self._member()
+            yield member
+            if done:
+                return
+            buf = self.buf
+
+    def _member(self) -> tuple[bool, tuple[str, Any]]:
+        """One member read the slow way, across chunks: (the object ended, (key, value))."""
+        if self._peek() != '"':
+            raise self._bad("a key")
+        key = self.value()
+        if self._peek() != ":":
+            raise self._bad("':'")
+        self.pos += 1
+        value = self.value()
+        following = self._peek()
+        if following not in (",", "}"):
+            raise self._bad("',' or '}'")
+        self.pos += 1
+        return following == "}", (key, value)
 
     def end(self) -> None:
         """Nothing but white space may follow the document."""

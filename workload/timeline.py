@@ -32,10 +32,11 @@ from .errors import DataError, UsageError
 FORMAT = "workload.timeline/1"
 METRIC_FIELDS = ("read_s", "compute_s", "write_s", "total_s")
 COUNT_FIELDS = ("rows_in", "rows_out", "bytes_in", "bytes_out")
+_FIELDS = (*METRIC_FIELDS, *COUNT_FIELDS)
 
 
 def _number(value) -> float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return value if type(value) in (int, float) else None  # not a bool
 
 
 def pod(
@@ -63,16 +64,18 @@ def pod(
         "finished": round(finished - zero, 3),
         "ok": ok,
     }
-    m = metrics or {}
-    began = _number(m.get("process_started_at"))
+    if not metrics:
+        return out
+    began = _number(metrics.get("process_started_at"))
     if began is not None:
         out["started"] = round(max(began, created) - zero, 3)
-    end, total = _number(m.get("finished_at")), _number(m.get("total_s"))
+    end, total = _number(metrics.get("finished_at")), _number(metrics.get("total_s"))
     if end is not None and total is not None:
         out["timed_from"] = round(end - total - zero, 3)
-    for name in (*METRIC_FIELDS, *COUNT_FIELDS):
-        if _number(m.get(name)) is not None:
-            out[name] = m[name]
+    for name in _FIELDS:
+        value = metrics.get(name)
+        if type(value) in (int, float):
+            out[name] = value
     return out
 
 
