@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any, Protocol
 
 from .errors import DataError
 
@@ -29,8 +29,12 @@ _KEY = re.compile(r'[ \t\n\r]*"([^"\\]*)"[ \t\n\r]*:[ \t\n\r]*')  # a key withou
 _NEXT = re.compile(r"[ \t\n\r]*([,}])")
 
 
+class Readable(Protocol):
+    def read(self, n: int, /) -> str: ...
+
+
 class Stream:
-    def __init__(self, f: IO[str], what: str = "the input", chunk: int = CHUNK):
+    def __init__(self, f: Readable, what: str = "the input", chunk: int = CHUNK):
         self.f, self.what, self.chunk = f, what, chunk
         self.buf, self.pos, self.offset, self.eof = "", 0, 0, False
         self.decoder = json.JSONDecoder()

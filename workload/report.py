@@ -119,7 +119,7 @@ def _level(row: dict, records: list[dict]) -> dict:
         "end": max((p["finished"] for p in records), default=None),
     }
     for name in PHASES:
-        out[f"{name}_s"] = _spread([t[name] for t in times if t[name] is not None])
+        out[f"{name}_s"] = _spread([v for t in times if (v := t[name]) is not None])
     for name in timelines.COUNT_FIELDS:
         known = [p[name] for p, _ in ok if name in p]
         out[name] = sum(known) if known else None
@@ -128,7 +128,7 @@ def _level(row: dict, records: list[dict]) -> dict:
         if t["storage"] is not None and "bytes_in" in p and "bytes_out" in p:
             moved, seconds = moved + p["bytes_in"] + p["bytes_out"], seconds + t["storage"]
     out["storage_mb_per_s"] = round(moved / 2**20 / seconds, 3) if seconds > 0 else None
-    durations = [t["duration"] for _, t in ok]
+    durations = [p["finished"] - p["created"] for p, _ in ok]
     threshold = straggler_threshold(durations)
     out["straggler_threshold_s"] = None if threshold is None else round(threshold, 3)
     out["stragglers"] = [
@@ -268,7 +268,7 @@ def _s(value) -> str:
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
-def _table(rows: list[tuple]) -> list[str]:
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
 
@@ -281,7 +281,7 @@ def describe(r: dict) -> str:
         f"{r['attempts']:,} attempts, makespan {_s(r['makespan_s'])} s"
     ]
     head = ("level", "pods", "attempts", "retries", "failed", "start s", "end s", "critical s")
-    table = [(*head, "share", "stragglers")]
+    table: list[tuple[str, ...]] = [(*head, "share", "stragglers")]
     for row in r["levels"]:
         share = row["critical_share"]
         table.append(

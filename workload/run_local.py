@@ -85,7 +85,8 @@ def run(
 
     plan = layout.plan(manifest["files"], settings.fan_in, levels, final_fan_in)
     report = {"plan": plan.files, "levels": []}
-    zero, times = time.time(), []  # the run's start; (call, created, finished, record) a pod
+    zero = time.time()  # the run's start
+    times: list[tuple] = []  # (call, created, finished, record) a pod
     for level in range(1, plan.levels + 1):
         pods = plan.pods(level)
         started = time.perf_counter()

@@ -59,7 +59,7 @@ def unix(stamp: str) -> float:
 class _Status:
     """What a status holds for the report: its own fields, the pod nodes, the form."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.fields: dict = {}
         # (level, index, attempt, node, created, finished, ok, metrics, final)
         self.pods: list[tuple] = []
@@ -94,7 +94,7 @@ class _Checked:
     def __init__(self, f, what: str):
         self.f, self.what = f, what
 
-    def read(self, n: int) -> str:
+    def read(self, n: int, /) -> str:
         try:
             return self.f.read(n)
         except (OSError, EOFError, zlib.error):
