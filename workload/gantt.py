@@ -16,7 +16,7 @@ def require_matplotlib() -> None:
 # Above this many attempts the chart is painted as an image, a pixel row holding several
 # attempts (a line each took 8.4 s for 100k attempts, the image 0.5 s).
 RASTER_ABOVE = 5_000
-RASTER_ROWS, RASTER_COLUMNS = 1_000, 1_200
+RASTER_ROWS, RASTER_COLUMNS, MIN_COLUMNS = 1_000, 1_200, 3
 GREY, RED = "0.75", "tab:red"
 
 
@@ -98,8 +98,9 @@ def _image(ax, pods: list[dict], colours: dict, makespan: float) -> None:
                 span, colour = (started, p["finished"]), colours[p["level"]] if p["ok"] else RED
             else:
                 continue
-            if span[1] > span[0]:
-                grid[row, column(span[0]) : column(span[1]) + 1] = code[colour]
+            if span[1] > span[0]:  # at least MIN_COLUMNS wide, to be seen
+                first = column(span[0])
+                grid[row, first : max(column(span[1]), first + MIN_COLUMNS - 1) + 1] = code[colour]
     palette = np.array([(1.0, 1.0, 1.0), *(to_rgb(c) for c in order)])
     extent = (0.0, makespan, len(pods), 0.0)
     ax.imshow(palette[grid], aspect="auto", extent=extent, interpolation="nearest")
