@@ -1,5 +1,5 @@
 """The `workload` console script, for people: generate | process | final | run | plan |
-simulate | verify | batch | migrate | argo.
+simulate | report | verify | batch | migrate | argo.
 
 The pods own their command lines (workload/process.py, workload/final.py); this imports them and
 is never imported by them.
@@ -68,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
         help="files the final pod reads at most (default 32)",
     )
     r.add_argument("--regenerate", action="store_true", help="write the input again")
+    r.add_argument("--timeline", help="write the run's pod timeline here (JSON; workload report)")
 
     n = sub.add_parser("plan", help="choose a run's shape for N files and predict its cost")
     n.add_argument("--files", type=command.integer("--files", 1), required=True)
@@ -102,6 +103,15 @@ def parser() -> argparse.ArgumentParser:
         help="play the plan's run out event by event: per-level times, a pod timeline",
     )
     simulate.arguments(m)
+
+    from . import report
+
+    report.arguments(
+        sub.add_parser(
+            "report",
+            help="where a finished run's time went, level by level (Argo status or a timeline)",
+        )
+    )
 
     g = sub.add_parser("migrate", help="convert Batch job definitions and jobs to an Argo Workflow")
     g.add_argument("file", help="a Batch file, or job definitions and submissions (JSON or YAML)")
@@ -182,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulate": _simulate,
             "verify": _verify,
             "migrate": _migrate,
+            "report": _report,
         }
         return commands[args.command](args)
 
@@ -217,6 +228,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    command.folder_exists("--timeline", args.timeline)
     settings = _local_settings(args)
     log(settings.describe())
     report = run_local.run(
@@ -230,6 +242,10 @@ def _run(args: argparse.Namespace) -> int:
         final_fan_in=args.final_fan_in,
         regenerate=args.regenerate,
     )
+    if args.timeline:
+        from . import timeline
+
+        timeline.dump(report["timeline"], args.timeline)
     print(run_local.format_report(report))
     return 0
 
@@ -268,6 +284,12 @@ def _simulate(args: argparse.Namespace) -> int:
     from . import planner, simulate
 
     return simulate.main(planner.choose(_request(args, rates=simulate.rates(args))), args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import report
+
+    return report.main(args)
 
 
 def _migrate(args: argparse.Namespace) -> int:

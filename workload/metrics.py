@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -29,6 +30,31 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def process_started_at() -> float | None:
+    """When this process started, as a unix time (3 decimals); None off Linux.
+
+    /proc/self/stat's starttime (field 22) is in clock ticks since boot (SC_CLK_TCK, usually
+    100 a second), on the boot-time clock. It becomes a unix time by today's distance from boot,
+    CLOCK_BOOTTIME read next to time.time(): /proc/stat's btime would do too but is whole
+    seconds, a second's error on a pod's start-up; it is the fallback."""
+    try:
+        with open("/proc/self/stat") as f:
+            after_name = f.read().rsplit(")", 1)[1].split()  # the name may hold spaces
+        since_boot = int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # fields from 3: 22 - 3
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        return round(time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + since_boot, 3)
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, StopIteration):
+        return None
+    return round(btime + since_boot, 3)
 
 
 @dataclass
@@ -73,11 +99,16 @@ class Metrics:
             yield item
 
     def finish(self) -> dict:
+        """The metrics line, with two unix times for the run's report (workload/report.py):
+        `process_started_at`, the process's start (None off Linux), and `finished_at`, now;
+        total_s runs from this object's creation to now."""
         self.total_s = time.perf_counter() - self._started
         self.peak_rss_mb = peak_rss_mb()
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         for k in ("read_s", "compute_s", "write_s", "total_s"):
             out[k] = round(out[k], 4)
+        out["process_started_at"] = process_started_at()
+        out["finished_at"] = round(time.time(), 3)
         return out
 
 

@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import layout, ops
+from . import layout, ops, timeline
 from .errors import DataError, UsageError
 from .final import final
 from .generate import generate
@@ -57,7 +57,8 @@ def run(
     regenerate: bool = False,
 ) -> dict:
     """Generate the input if it is not there, run every level's pods in a process pool (each
-    pod a fresh process), the final pod, then verify; the report `format_report` prints."""
+    pod a fresh process), the final pod, then verify; the report `format_report` prints, with
+    the run's timeline (workload/timeline.py) under "timeline"."""
     if workers < 1:
         raise UsageError(f"--workers must be an integer >= 1, got {workers}")
     op = ops.get(settings.op)
@@ -84,17 +85,20 @@ def run(
 
     plan = layout.plan(manifest["files"], settings.fan_in, levels, final_fan_in)
     report = {"plan": plan.files, "levels": []}
+    zero = time.time()  # the run's start
+    times: list[tuple] = []  # (call, created, finished, record) a pod
     for level in range(1, plan.levels + 1):
         pods = plan.pods(level)
         started = time.perf_counter()
         calls = [(settings, i, level) for i in range(pods)]
-        records = run_pods(process, calls, workers, Progress(f"level {level}", pods))
+        records = run_pods(process, calls, workers, Progress(f"level {level}", pods), times=times)
         report["levels"].append(_level_row(f"l{level}", records, time.perf_counter() - started))
 
     started = time.perf_counter()
     call = (settings, 0, plan.final_count)
-    [record] = run_pods(final, [call], 1, kwargs={"level": plan.final_level})
+    [record] = run_pods(final, [call], 1, kwargs={"level": plan.final_level}, times=times)
     report["levels"].append(_level_row("final", [record], time.perf_counter() - started))
+    report["timeline"] = _timeline(plan, settings.fan_in, times, zero, time.time())
     report["result"] = store.read_json(layout.SUMMARY)
     report["verified"] = None  # not checked: the op's result is not the manifest's
     if op.checks_manifest:
@@ -105,9 +109,13 @@ def run(
     return report
 
 
-def run_pods(fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None) -> list:
+def run_pods(
+    fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None, times=None
+) -> list:
     """fn(*call, **kwargs) for every call, each in a fresh process (as on the cluster: its peak
-    RSS is its own), `workers` at a time; their results in the order they finish.
+    RSS is its own), `workers` at a time; their results in the order they finish. `times`, a
+    list, gets (call, created, finished, result) for each: unix times, measured here, from
+    before the process is started to its result's arrival.
 
     Each pod is one process forked from a forkserver that has imported the pods' modules, and
     hands its result back through a pipe. A ProcessPoolExecutor with max_tasks_per_child=1,
@@ -120,12 +128,14 @@ def run_pods(fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None
     results: list = []
 
     def one(call: tuple):
+        created = time.time()
         receive, send = ctx.Pipe(duplex=False)
         pod = ctx.Process(target=_pod, args=(send, fn, call, kwargs or {}), daemon=True)
         pod.start()
         send.close()
         try:
             ok, value = receive.recv()
+            finished = time.time()
         except EOFError:  # the process died without a word (killed, or os._exit)
             pod.join()
             raise RuntimeError(f"pod {call[1:]} exited {pod.exitcode} without a result") from None
@@ -136,6 +146,8 @@ def run_pods(fn, calls: list[tuple], workers: int, progress=None, *, kwargs=None
             raise value
         with lock:
             results.append(value)
+            if times is not None:
+                times.append((call, created, finished, value))
             if progress is not None:
                 progress(len(results))
 
@@ -160,6 +172,30 @@ def _pod(send, fn, call: tuple, kwargs: dict) -> None:
     except Exception:  # an exception that does not pickle: its text
         send.send((False, RuntimeError(repr(result[1]))))
     send.close()
+
+
+def _timeline(plan: layout.Plan, fan_in: int, times: list, zero: float, end: float) -> dict:
+    """The run's timeline document: each pod's times from the parent, with its metrics line."""
+    pods = [
+        timeline.pod(record["level"], call[1], 0, "local", created, done, True, record, zero)
+        for call, created, done, record in times
+    ]
+    pods.sort(key=lambda p: (p["created"], p["level"], p["index"]))
+    names = {level: f"l{level}" for level in range(1, plan.levels + 1)}
+    names[plan.final_level] = "final"
+    levels = timeline.summarize(pods, names)
+    for row in levels:
+        row["critical_s"] = None  # the report's to tell
+    return {
+        "format": timeline.FORMAT,
+        "source": "local",
+        "form": "steps",
+        "ok": True,
+        "fan_in": fan_in,
+        "makespan_s": round(end - zero, 3),
+        "levels": levels,
+        "pods": pods,
+    }
 
 
 def _level_row(name: str, records: list[dict], seconds: float) -> dict:

@@ -27,15 +27,13 @@ creation waited for last: its producer's end (or its level's barrier), its earli
 and the backoff, the end of the pod whose place it took (parallelism), or the pod created before
 it (the controller's rate). Its segments tile the makespan; each is charged to its pod's level.
 
-The timeline, `timeline(run)`, as --timeline writes it: JSON, times in seconds from the run's
-start, rounded to milliseconds. A run's report can write the same from Argo's workflow status and
-the pods' metrics lines (level and index from the pod's parameters, attempt from the retry node's
-"(n)", node from hostNodeName, created from the pod node's startedAt, started from the container's
-running.startedAt, finished from finishedAt, ok from phase Succeeded; Argo's times are whole
-seconds) and `gantt` draws either:
+The timeline, `timeline(run)`, as --timeline writes it (workload/timeline.py's format, which
+`workload report` also makes from an Argo run's Workflow and from `workload run --timeline`): JSON,
+times in seconds from the run's start, rounded to milliseconds; `gantt` (workload/gantt.py) draws
+it:
 
     {"format": "workload.timeline/1", "source": "simulate", "form": "steps", "ok": true,
-     "makespan_s": 71.3,
+     "fan_in": 2, "makespan_s": 71.3,
      "levels": [{"level": 1, "name": "l1", "pods": 64, "attempts": 65, "retries": 1,
                  "start": 0.0, "end": 38.2, "critical_s": 38.2}, ...],
      "pods": [{"level": 1, "index": 0, "attempt": 0, "node": "node-0", "created": 0.0,
@@ -50,20 +48,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import heapq
-import importlib.util
 import itertools
 import json
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import command, layout, planner
-from .errors import ConfigError, UsageError
+from .errors import UsageError
+from .gantt import gantt, require_matplotlib
+from .timeline import FORMAT, summarize
 
-FORMAT = "workload.timeline/1"
 # Argo's retryStrategy as build.py renders it: Options.retries, and BACKOFF (10s, factor 2, cap
 # 5m). The n-th retry waits BACKOFF_S * BACKOFF_FACTOR ** (n - 1), at most the cap
 # (workflow/controller/operator.go, processNodeRetries).
@@ -387,30 +384,6 @@ def level_name(plan: planner.Plan, level: int) -> str:
     return "final" if level == plan.levels[-1].level else f"l{level}"
 
 
-def summarize(pods: Iterable[dict], names: dict[int, str]) -> list[dict]:
-    """Per level (`names`: level -> name, in order) from the timeline's pod records alone: what a
-    run's report can say too. A level no pod reached has no start or end."""
-    by_level: dict[int, list[dict]] = defaultdict(list)
-    for p in pods:
-        by_level[p["level"]].append(p)
-    out = []
-    for level, name in names.items():
-        records = by_level[level]
-        count = len({p["index"] for p in records})
-        out.append(
-            {
-                "level": level,
-                "name": name,
-                "pods": count,
-                "attempts": len(records),
-                "retries": len(records) - count,
-                "start": min((p["created"] for p in records), default=None),
-                "end": max((p["finished"] for p in records), default=None),
-            }
-        )
-    return out
-
-
 def critical_by_level(run: Run) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {
         lv.level: dict.fromkeys(KINDS, 0.0) for lv in run.plan.levels
@@ -445,6 +418,7 @@ def timeline(run: Run) -> dict:
         "source": "simulate",
         "form": run.plan.form,
         "ok": run.ok,
+        "fan_in": run.plan.fan_in,
         "makespan_s": round(run.makespan_s, 3),
         "levels": levels,
         "pods": pods,
@@ -500,52 +474,6 @@ def _spent(seconds: dict[str, float]) -> str:
     """'create 14.0, start 5.0, ...': the critical path's time by kind, largest first."""
     kinds = sorted((s, k) for k, s in seconds.items() if s > 0.05)
     return ", ".join(f"{k} {s:,.1f}" for s, k in reversed(kinds))
-
-
-def require_matplotlib() -> None:
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ConfigError("--gantt needs matplotlib: pip install 'workload[bench]'")
-
-
-def gantt(doc: dict, path: str) -> None:
-    """A timeline document (this module's, or a report's) as a Gantt chart in a PNG: a row per
-    pod attempt in order of creation, grey while it starts, its level's colour while it works,
-    red for an attempt that failed."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pods = doc["pods"]
-    names = {row["level"]: row["name"] for row in doc["levels"]}
-    colours = {level: f"C{i % 10}" for i, level in enumerate(names)}
-    width = max(0.3, min(6.0, 300 / max(len(pods), 1)))  # rows stay distinct up to ~1,000
-    fig, ax = plt.subplots(figsize=(10, 3 + min(len(pods), 600) / 100))
-    rows = range(len(pods))
-    created, started = [p["created"] for p in pods], [p["started"] for p in pods]
-    ax.hlines(rows, created, started, colors="0.75", linewidth=width)
-    ax.hlines(
-        rows,
-        started,
-        [p["finished"] for p in pods],
-        colors=[colours[p["level"]] if p["ok"] else "tab:red" for p in pods],
-        linewidth=width,
-    )
-    handles = [
-        ax.plot([], [], color=colours[level], label=name)[0] for level, name in names.items()
-    ]
-    handles.append(ax.plot([], [], color="0.75", label="starting")[0])
-    if not all(p["ok"] for p in pods):
-        handles.append(ax.plot([], [], color="tab:red", label="failed attempt")[0])
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds from the run's start")
-    ax.set_ylabel("pod attempts, in order of creation")
-    ax.set_title(f"{doc['source']}: {doc['form']} form, makespan {doc['makespan_s']:,.1f} s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # -- the command line --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from workload import cli, errors, planner, simulate
+from workload import cli, errors, gantt, planner, simulate
 
 pytestmark = pytest.mark.unit
 
@@ -191,7 +191,7 @@ def test_bad_input_is_one_line_and_its_exit_code(capsys, args, code, phrase):
 
 
 def test_without_matplotlib_the_gantt_chart_is_refused_with_a_hint(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(simulate.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(gantt.importlib.util, "find_spec", lambda name: None)
     args = ["simulate", "--files", "64", "--file-bytes", "14MB", "--gantt", str(tmp_path / "g.png")]
     assert cli.main(args) == errors.EXIT_CONFIG
     err = capsys.readouterr().err.strip().splitlines()

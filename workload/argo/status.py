@@ -30,19 +30,21 @@ import random
 from dataclasses import dataclass
 
 MAX_WORKFLOW_SIZE = 1 << 20  # packer.go getMaxWorkflowSize, env MAX_WORKFLOW_SIZE
-# A metrics line as a level pod writes it (workload/metrics.py; 313 bytes on tiny inputs,
-# about 340 with realistic figures): the output parameter both nodes of a pod hold.
+# A metrics line as a level pod writes it (workload/metrics.py; about 415 bytes with realistic
+# figures): the output parameter both nodes of a pod hold.
 METRICS_EXAMPLE = json.dumps(
     {
         "bytes_in": 29_360_128,
         "bytes_out": 29_101_466,
         "compute_s": 0.2113,
+        "finished_at": 1796101240.912,
         "index": 12345,
         "inputs": ["l1/98760.parquet", "l1/98761.parquet"],
         "level": 1,
         "op": "merge",
         "output": "l2/12345.parquet",
         "peak_rss_mb": 231.5,
+        "process_started_at": 1796101239.27,
         "read_s": 0.1862,
         "requests_in": 6,
         "rows_in": 3_000_000,
@@ -54,6 +56,7 @@ METRICS_EXAMPLE = json.dumps(
     sort_keys=True,
 )
 WORKFLOW_NAME = "process-data-x7k2p"  # generateName "process-data-" plus Argo's 5 characters
+EPOCH = 1796083200  # 2026-12-01T00:00:00Z, the day the model's times fall on (_time)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,12 @@ def _id(n: int) -> str:
     return f"{WORKFLOW_NAME}-{h}"
 
 
-def _metrics(rng: random.Random, level: int, i: int, fan_in: int) -> str:
-    """A level pod's metrics line with figures that vary as real ones do."""
+def _metrics(rng: random.Random, level: int, i: int, fan_in: int, created: float) -> str:
+    """A level pod's metrics line with figures that vary as real ones do, for a pod created
+    `created` seconds into the model's day: its process starts a few seconds later."""
     rows = rng.randrange(2_900_000, 3_100_000)
+    started = EPOCH + created + round(rng.uniform(2.0, 8.0), 3)
+    total = round(rng.uniform(0.6, 1.2), 4)
     value = json.loads(METRICS_EXAMPLE) | {
         "bytes_in": rows * 9 + rng.randrange(1 << 20),
         "bytes_out": rows * 9 + rng.randrange(1 << 20),
@@ -99,8 +105,10 @@ def _metrics(rng: random.Random, level: int, i: int, fan_in: int) -> str:
         "read_s": round(rng.uniform(0.1, 0.3), 4),
         "rows_in": rows,
         "rows_out": rows,
-        "total_s": round(rng.uniform(0.6, 1.2), 4),
+        "total_s": total,
         "write_s": round(rng.uniform(0.2, 0.4), 4),
+        "process_started_at": round(started, 3),
+        "finished_at": round(started + 1.5 + total, 3),  # 1.5 s: the interpreter and imports
     }
     return json.dumps(value, sort_keys=True)
 
@@ -173,12 +181,13 @@ def _level(
         if not final:
             params["pods"] = str(pods)  # --level-pods
         inputs = {"parameters": [{"name": k, "value": v} for k, v in params.items()]}
-        held: dict = {"exitCode": "0"}
-        if outputs or final:  # the final pod's summary is always an output
-            held["parameters"] = [{"name": "metrics", "value": _metrics(rng, level, i, fan_in)}]
         retried += attempts - 1
         tries = 1 + int(retried)
         retried -= int(retried)
+        held: dict = {"exitCode": "0"}
+        if outputs or final:  # the final pod's summary is always an output
+            line = _metrics(rng, level, i, fan_in, start + (tries - 1) * 30)  # the last attempt's
+            held["parameters"] = [{"name": "metrics", "value": line}]
         pod_ids = [next(ids) for _ in range(tries)]
         children = [_id(c) for c in pod_ids]
         out.append(
