@@ -105,7 +105,6 @@ class _FakeArgo(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.requests.append((self.path, self.headers.get("Authorization"), body))
-        kind = "workflow" if "workflow" in body else "template"
         obj = body.get("workflow") or body.get("template")
         name = obj["metadata"].get("name") or obj["metadata"]["generateName"] + "x7k2p"
         namespace = self.path.rstrip("/").split("/")[-1]

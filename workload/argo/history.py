@@ -66,17 +66,28 @@ class _Status:
         self.form: str | None = None
 
 
-def read_status(stream: jsonstream.Stream) -> _Status:
-    """The Workflow's status, from the stream at its value."""
+def read_status(stream: jsonstream.Stream, name: str | None = None) -> _Status:
+    """The Workflow's status, from the stream at its value; `name`, the Workflow's, lets the
+    nodes other than pods and the form's own be passed over undecoded (jsonstream.skim)."""
     out = _Status()
     for key in stream.members():
         if key == "nodes" and stream.peek() == "{":
-            _nodes(stream, out)
+            _nodes(stream, out, name)
         elif key == "compressedNodes":
-            _nodes(_compressed(stream.value(), stream.what), out)
+            _nodes(_compressed(stream.value(), stream.what), out, name)
         else:
             out.fields[key] = stream.value()
     return out
+
+
+# The nodes worth decoding: pods, and the node that tells the form.
+_WANTED = re.compile(r'"type"[ \t\n\r]*:[ \t\n\r]*"(Pod|Steps|StepGroup|DAG|TaskGroup)"')
+
+
+def _node_key(name: str) -> re.Pattern:
+    """A node's key in status.nodes: its id, the Workflow's name or NAME-<digits> (Argo's
+    NodeID: the name and a 32-bit FNV hash of the node's name)."""
+    return re.compile(r'"(' + re.escape(name) + r'(?:-[0-9]+)?)"[ \t\n\r]*:[ \t\n\r]*')
 
 
 def _compressed(text, what: str) -> jsonstream.Stream:
@@ -101,8 +112,9 @@ class _Checked:
             raise DataError(f"{self.what}: status.compressedNodes is not gzip") from None
 
 
-def _nodes(stream: jsonstream.Stream, out: _Status) -> None:
-    for _, node in stream.items():
+def _nodes(stream: jsonstream.Stream, out: _Status, name: str | None) -> None:
+    members = stream.skim(_node_key(name), _WANTED) if name else stream.items()
+    for _, node in members:
         if not isinstance(node, dict):
             raise DataError(f"{stream.what}: a node is not an object")
         kind = node.get("type")
