@@ -21,10 +21,12 @@ clock, to the millisecond. The run's start is status.startedAt, its makespan sta
 less that.
 
 Streaming: a 100k-pod status (the node model's, 266 MB, 199,974 nodes) is read node after node
-(workload/jsonstream.py): 8.8 s to its timeline with a peak RSS of 345 MB, against 15.9 s and
-1,237 MB for json.load of the whole object and the same conversion; `workload report` on it,
-12.5 s in a fresh process (medians of 3, benchmarks/report_100k.py, on 2 shared CPUs whose load
-stood at 2). Most of the time is json's C decoder and the nodes' dicts it builds.
+(workload/jsonstream.py), and only its Pod nodes, and the one that tells the form, are decoded
+(jsonstream.skim: the other half are Retry nodes): 7.7 s to its timeline with a peak RSS of
+348 MB, against 15.3 s and 1,237 MB for json.load of the whole object and the same conversion;
+`workload report` on it, 11.3 s in a fresh process (medians of 3, benchmarks/report_100k.py, on
+this 2-core machine, where json.loads of the file alone takes 8.5 s). What remains is json's
+C decoder on the Pod nodes and their metrics lines, and the pod records built in Python.
 """
 
 from __future__ import annotations
