@@ -55,7 +55,7 @@ def child(how: str, path: str) -> None:
     else:
         with open(path, encoding="utf-8") as f:
             whole = json.load(f)
-        status = history._Status()
+        status = history.Status()
         for node in whole["status"]["nodes"].values():
             template = node.get("templateName")
             if node.get("type") == "Pod" and template in (history.PROCESS, history.FINAL):
@@ -63,7 +63,7 @@ def child(how: str, path: str) -> None:
             elif status.form is None and node.get("type") in history._FORMS:
                 status.form = history._FORMS[node["type"]]
         status.fields = {k: v for k, v in whole["status"].items() if k != "nodes"}
-        doc = history.to_timeline(whole, status)
+        doc = timeline.of_workflow(whole, status)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "pods": len(doc["pods"])}))
 

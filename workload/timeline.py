@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from . import jsonstream
+from .argo import history
 from .errors import DataError, UsageError
 
 FORMAT = "workload.timeline/1"
@@ -121,8 +122,6 @@ def read(f: IO[str], what: str = "the input") -> dict:
     """A timeline document from any of its three sources: a timeline, `workload simulate --json`'s
     output (its "timeline"), or an Argo Workflow (`argo get -o json`, `kubectl get wf -o json`),
     whose nodes are read one by one."""
-    from .argo import history
-
     stream = jsonstream.Stream(f, what)
     top: dict = {}
     status = None
@@ -134,7 +133,7 @@ def read(f: IO[str], what: str = "the input") -> dict:
             top[key] = stream.value()
     stream.end()
     if status is not None:
-        return history.to_timeline(top, status)
+        return of_workflow(top, status)
     doc = top.get("timeline") if "format" not in top else top
     if not isinstance(doc, dict):
         raise DataError(
@@ -164,3 +163,55 @@ def check(doc: dict, what: str = "the timeline") -> None:
 def dump(doc: dict, path: str) -> None:
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
+
+
+# -- an Argo run's ----------------------------------------------------------------------------
+def _fan_in(value) -> int | None:
+    """The pods' --fan-in, from the templates' args (spec, or status.storedTemplates)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            if (found := _fan_in(item)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if item == "--fan-in" and i + 1 < len(value) and str(value[i + 1]).isdigit():
+                return int(value[i + 1])
+            if (found := _fan_in(item)) is not None:
+                return found
+    return None
+
+
+def of_workflow(top: dict, status: history.Status) -> dict:
+    """The timeline document of a Workflow (`top`: its fields but the status)."""
+    fields = status.fields
+    if not status.pods:
+        raise DataError("the Workflow's status has no pod nodes of process-data or merge-data")
+    first = min(p[4] for p in status.pods)
+    zero = history.unix(fields["startedAt"]) if fields.get("startedAt") else first
+    end = max((p[5] for p in status.pods if p[5] is not None), default=first)
+    if fields.get("finishedAt"):
+        end = max(end, history.unix(fields["finishedAt"]))
+    pods = []
+    for level, index, attempt, host, created, done, ok, metrics, _ in status.pods:
+        finished = end if done is None else done
+        pods.append(pod(level, index, attempt, host, created, finished, ok, metrics, zero))
+    pods.sort(key=lambda p: (p["created"], p["level"], p["index"], p["attempt"]))
+    finals = {p[0] for p in status.pods if p[8]}
+    names = {
+        level: "final" if level in finals else f"l{level}"
+        for level in sorted({p["level"] for p in pods})
+    }
+    levels = summarize(pods, names)
+    for row in levels:
+        row["critical_s"] = None  # the report's to tell
+    return {
+        "format": FORMAT,
+        "source": "argo",
+        "name": (top.get("metadata") or {}).get("name"),
+        "form": status.form or "steps",
+        "ok": fields.get("phase") == "Succeeded",
+        "fan_in": _fan_in(top.get("spec")) or _fan_in(fields.get("storedTemplates")),
+        "makespan_s": round(end - zero, 3),
+        "levels": levels,
+        "pods": pods,
+    }

@@ -1,5 +1,5 @@
-"""A finished Argo run's Workflow (`argo get -o json NAME`, `kubectl get wf NAME -o json`) as a
-timeline document (workload/timeline.py), its nodes read one at a time.
+"""A finished Argo run's Workflow (`argo get -o json NAME`, `kubectl get wf NAME -o json`) read
+for its timeline document (workload/timeline.py, of_workflow), its nodes one at a time.
 
 status.nodes maps node ids to NodeStatus; above MAX_WORKFLOW_SIZE Argo keeps
 status.compressedNodes instead, the same map's JSON gzipped and base64-encoded (argo/status.py):
@@ -41,7 +41,7 @@ import re
 import zlib
 from datetime import datetime
 
-from .. import jsonstream, timeline
+from .. import jsonstream
 from ..errors import DataError
 
 PROCESS, FINAL = "process-data", "merge-data"
@@ -58,7 +58,7 @@ def unix(stamp: str) -> float:
         raise DataError(f"not an RFC 3339 time: {stamp!r}") from None
 
 
-class _Status:
+class Status:
     """What a status holds for the report: its own fields, the pod nodes, the form."""
 
     def __init__(self) -> None:
@@ -68,10 +68,10 @@ class _Status:
         self.form: str | None = None
 
 
-def read_status(stream: jsonstream.Stream, name: str | None = None) -> _Status:
+def read_status(stream: jsonstream.Stream, name: str | None = None) -> Status:
     """The Workflow's status, from the stream at its value; `name`, the Workflow's, lets the
     nodes other than pods and the form's own be passed over undecoded (jsonstream.skim)."""
-    out = _Status()
+    out = Status()
     for key in stream.members():
         if key == "nodes" and stream.peek() == "{":
             _nodes(stream, out, name)
@@ -114,7 +114,7 @@ class _Checked:
             raise DataError(f"{self.what}: status.compressedNodes is not gzip") from None
 
 
-def _nodes(stream: jsonstream.Stream, out: _Status, name: str | None) -> None:
+def _nodes(stream: jsonstream.Stream, out: Status, name: str | None) -> None:
     members = stream.skim(_node_key(name), _WANTED) if name else stream.items()
     for _, node in members:
         if not isinstance(node, dict):
@@ -174,54 +174,3 @@ def _json_object(text) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _fan_in(value) -> int | None:
-    """The pods' --fan-in, from the templates' args (spec, or status.storedTemplates)."""
-    if isinstance(value, dict):
-        for item in value.values():
-            if (found := _fan_in(item)) is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if item == "--fan-in" and i + 1 < len(value) and str(value[i + 1]).isdigit():
-                return int(value[i + 1])
-            if (found := _fan_in(item)) is not None:
-                return found
-    return None
-
-
-def to_timeline(top: dict, status: _Status) -> dict:
-    """The timeline document of a Workflow (`top`: its fields but the status)."""
-    fields = status.fields
-    if not status.pods:
-        raise DataError("the Workflow's status has no pod nodes of process-data or merge-data")
-    first = min(p[4] for p in status.pods)
-    zero = unix(fields["startedAt"]) if fields.get("startedAt") else first
-    end = max((p[5] for p in status.pods if p[5] is not None), default=first)
-    if fields.get("finishedAt"):
-        end = max(end, unix(fields["finishedAt"]))
-    pods = []
-    for level, index, attempt, host, created, done, ok, metrics, _ in status.pods:
-        finished = end if done is None else done
-        pods.append(timeline.pod(level, index, attempt, host, created, finished, ok, metrics, zero))
-    pods.sort(key=lambda p: (p["created"], p["level"], p["index"], p["attempt"]))
-    finals = {p[0] for p in status.pods if p[8]}
-    names = {
-        level: "final" if level in finals else f"l{level}"
-        for level in sorted({p["level"] for p in pods})
-    }
-    levels = timeline.summarize(pods, names)
-    for row in levels:
-        row["critical_s"] = None  # the report's to tell
-    return {
-        "format": timeline.FORMAT,
-        "source": "argo",
-        "name": (top.get("metadata") or {}).get("name"),
-        "form": status.form or "steps",
-        "ok": fields.get("phase") == "Succeeded",
-        "fan_in": _fan_in(top.get("spec")) or _fan_in(fields.get("storedTemplates")),
-        "makespan_s": round(end - zero, 3),
-        "levels": levels,
-        "pods": pods,
-    }

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,13 +177,10 @@ def _subprocess(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) 
 
 
 def _in_process(pod: Pod, cwd: Path, argv: list[str], env: dict, outputs: dict) -> Result:
-    from workload import cli, final, process
+    from workload import final, outcome, process
 
-    def package(argv: Sequence[str] | None = None, prog: str = "workload") -> int:
-        return cli.main(argv)  # `python3 -m workload ...`: the exit handler
-
-    if argv[1:3] == ["-m", "workload"]:
-        main, args = package, argv[3:]
+    if argv[1:4] == ["-m", "workload", "outcome"]:  # the exit handler's command
+        main, args = outcome.main, argv[4:]
     else:
         script = {"process.py": process.main, "merge.py": final.main}.get(argv[1])
         if script is None or not (cwd / argv[1]).is_file():
