@@ -269,3 +269,61 @@ def test_a_missing_file_or_folder_is_a_usage_error(tmp_path, capsys):
     assert cli.main(bad) == errors.EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no such file" in err[0] and "its folder does not exist" in err[1]
+
+
+def _small_status(name: str) -> str:
+    def node(i: int, kind: str) -> dict:
+        return {
+            "id": f"{name}-{i}",
+            "name": f"{name}[0].process-data-l1({i}:{i})" + ("(0)" if kind == "Pod" else ""),
+            "type": kind,
+            "templateName": "process-data",
+            "phase": "Succeeded",
+            "startedAt": "2026-01-01T00:00:00Z",
+            "finishedAt": f"2026-01-01T00:00:0{i}Z",
+            "resourcesDuration": {"cpu": 3, "memory": 4},
+            "inputs": {
+                "parameters": [
+                    {"name": "level", "value": "1"},
+                    {"name": "file_number", "value": str(i)},
+                ]
+            },
+            "outputs": {
+                "parameters": [
+                    {"name": "metrics", "value": '{"rows_in": 5, "note": "\\"x-1\\": {"}'}
+                ]
+            },
+        }
+
+    nodes = {name: {"id": name, "name": name, "type": "Steps", "phase": "Succeeded"}}
+    nodes |= {f"{name}-{i}": node(i, "Pod" if i % 2 else "Retry") for i in range(1, 8)}
+    status = {"phase": "Succeeded", "startedAt": "2026-01-01T00:00:00Z", "nodes": nodes}
+    # Argo v3.5 to v3.7 write this map, keyed by node ids too, after the nodes.
+    status["taskResultsCompletionStatus"] = {key: True for key in nodes}
+    status["storedTemplates"] = {"x": {"container": {"args": ["--fan-in", "3"]}}}
+    return json.dumps({"metadata": {"name": name}, "status": status}, indent=1)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["wf-abc", "cpu", "memory", "outputs", "x"])
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_skimming_the_nodes_finds_what_decoding_every_node_finds(name, chunk):
+    """The Pod nodes found by their ids (jsonstream.skim) are those of decoding every node,
+    whatever the Workflow's name (one that is also a key inside a node: cpu, memory,
+    outputs), a map keyed by node ids after the nodes, and the buffer's size."""
+    from workload import jsonstream
+    from workload.argo import history
+
+    def read(workflow_name):
+        stream = jsonstream.Stream(io.StringIO(_small_status(name)), chunk=chunk)
+        for key in stream.members():
+            if key == "status":
+                got = history.read_status(stream, workflow_name)
+            else:
+                stream.value()
+        stream.end()
+        return got
+
+    skimmed, decoded = read(name), read(None)
+    assert len(skimmed.pods) == 4 and skimmed.pods == decoded.pods
+    assert skimmed.fields == decoded.fields and skimmed.form == decoded.form == "steps"

@@ -268,7 +268,9 @@ def test_each_pod_template_reports_prometheus_metrics_from_its_node_and_metrics_
     for name in ("process-data", "merge-data"):
         metrics = {p["name"]: p for p in _templates(doc)[name]["metrics"]["prometheus"]}
         assert metrics["workload_pod_duration_seconds"]["histogram"]["value"] == "{{duration}}"
-        assert metrics["workload_pod_retries_total"]["counter"]["value"] == "{{retries}}"
+        assert metrics["workload_pod_ends_total"]["counter"]["value"] == "1"
+        # Never {{retries}}: it is not in an attempt's scope, and Argo substitutes strictly.
+        assert "{{retries}}" not in json.dumps(metrics)
         # One set of label names per metric, whichever template emits it.
         for p in metrics.values():
             assert [label["key"] for label in p["labels"]][:2] == ["template", "level"]
@@ -279,7 +281,11 @@ def test_each_pod_template_reports_prometheus_metrics_from_its_node_and_metrics_
     assert rows["counter"]["value"] == "{{=jsonpath(outputs.parameters.metrics, '$.rows_in')}}"
     bare = FORMS["standalone"](Options(metrics_output=False)).to_dict()
     names = {p["name"] for p in _templates(bare)["process-data"]["metrics"]["prometheus"]}
-    assert names == {"workload_pod_duration_seconds", "workload_pod_retries_total"}
+    assert names == {"workload_pod_duration_seconds", "workload_pod_ends_total"}
+    # An attempt without a metrics line gets zeros, which the counters' jsonpath can read.
+    [output] = _templates(doc)["process-data"]["outputs"]["parameters"]
+    zeros = {"bytes_in": 0, "bytes_out": 0, "rows_in": 0}
+    assert json.loads(output["valueFrom"]["default"]) == zeros
 
 
 def test_a_root_url_needs_no_volume_and_a_path_needs_one(capsys):

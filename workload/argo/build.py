@@ -63,6 +63,10 @@ SUMMARY = "/tmp/summary.json"
 # retry expression retries. With a default a missing file is never an executor error. An empty
 # JSON object keeps the parameter parseable; the pods write their files whenever they succeed.
 OUTPUT_DEFAULT = "{}"
+# The metrics line's default holds zeros of the figures the Prometheus counters read, so their
+# jsonpath finds them on an attempt that wrote no line (Argo evaluates a metric's value before
+# its `when`; operator.go, computeMetrics).
+METRICS_DEFAULT = json.dumps({"bytes_in": 0, "bytes_out": 0, "rows_in": 0}, separators=(",", ":"))
 TEMPLATE_NAME = "process-data"
 EXIT_TEMPLATE = "record-outcome"
 # The run's own folder for the levels above l1 and the result (layout.run_path): the workflow's
@@ -476,9 +480,13 @@ def _pod_options(o: Options) -> list[str]:
 
 
 # -- Prometheus metrics, per template ----------------------------------------------------------
-# Argo emits a template's metrics when its node completes: labels and `when` are substituted
-# first, then the value, with the node's `duration`, `retries` and `status` and its outputs in
-# scope; `{{=...}}` is an expression (workflow/controller/operator.go, computeMetrics).
+# Argo emits a template's metrics for each attempt that ends and is to be retried, and once for
+# the pod's node (its Retry node) when that ends, in the scope of the node emitting: `duration`,
+# `status`, its inputs and outputs (operator.go, executeTemplate and computeMetrics). `retries`
+# is only in a Retry node's scope (steps.go, prepareMetricScope: set when the node has
+# children), and the whole metric is substituted strictly before `when` is looked at: a metric
+# that names it would be a MetricsError on every retried attempt. So attempts are counted, one
+# per emission: a pod's retries are its emissions less one.
 DURATION_BUCKETS = [m.Amount(root=float(b)) for b in (5, 15, 30, 60, 120, 300, 600, 1800, 3600)]
 
 
@@ -492,15 +500,15 @@ def _metrics(template: str, *, counts: bool) -> list[m.Prometheus]:
     out = [
         m.Prometheus(
             name="workload_pod_duration_seconds",
-            help="Seconds from a pod node's start to its end, retries included",
+            help="Seconds of each attempt retried, and of each pod node (its attempts included)",
             labels=done,
             histogram=m.Histogram(value="{{duration}}", buckets=DURATION_BUCKETS),
         ),
         m.Prometheus(
-            name="workload_pod_retries_total",
-            help="Retried attempts of the pods",
-            labels=labels,
-            counter=m.Counter(value="{{retries}}"),
+            name="workload_pod_ends_total",
+            help="Pod nodes that ended, and attempts that ended to be retried, by status",
+            labels=done,
+            counter=m.Counter(value="1"),
         ),
     ]
     # From the pod's metrics line (workload/metrics.py), for pods that succeeded: a failed
@@ -541,7 +549,7 @@ def templates(o: Options) -> tuple[Container, Container]:
             *metrics,
         ],
         outputs=[
-            Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS, default=OUTPUT_DEFAULT))
+            Parameter(name="metrics", value_from=m.ValueFrom(path=METRICS, default=METRICS_DEFAULT))
         ]
         if o.metrics_output
         else None,

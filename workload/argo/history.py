@@ -88,8 +88,13 @@ _WANTED = re.compile(r'"type"[ \t\n\r]*:[ \t\n\r]*"(Pod|Steps|StepGroup|DAG|Task
 
 def _node_key(name: str) -> re.Pattern:
     """A node's key in status.nodes: its id, the Workflow's name or NAME-<digits> (Argo's
-    NodeID: the name and a 32-bit FNV hash of the node's name)."""
-    return re.compile(r'"(' + re.escape(name) + r'(?:-[0-9]+)?)"[ \t\n\r]*:[ \t\n\r]*')
+    NodeID: the name and a 32-bit FNV hash of the node's name), its value an object."""
+    return re.compile(r'"(' + re.escape(name) + r'(?:-[0-9]+)?)"[ \t\n\r]*:[ \t\n\r]*(?=\{)')
+
+
+# A NodeStatus's own keys with an object for a value that a Workflow's name (lower case) can
+# spell: with such a name a node's field would look like the next node's key to skim.
+_OBJECT_FIELDS = frozenset({"inputs", "outputs"})
 
 
 def _compressed(text, what: str) -> jsonstream.Stream:
@@ -115,7 +120,10 @@ class _Checked:
 
 
 def _nodes(stream: jsonstream.Stream, out: Status, name: str | None) -> None:
-    members = stream.skim(_node_key(name), _WANTED) if name else stream.items()
+    if name and name not in _OBJECT_FIELDS:
+        members = stream.skim(_node_key(name), _WANTED)
+    else:
+        members = stream.items()
     for _, node in members:
         if not isinstance(node, dict):
             raise DataError(f"{stream.what}: a node is not an object")

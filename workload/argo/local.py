@@ -331,8 +331,11 @@ def run_manifest(
     with image_workdir() as app:
         try:
             done = run(waves, app, volume=folder, secrets=resolved, workers=parallelism)
-        except PodFailed:
-            run(handler["Failed"], app, volume=folder, secrets=resolved, workers=parallelism)
+        except PodFailed as failed:
+            try:  # the handler runs, but the run's own failure is what is reported
+                run(handler["Failed"], app, volume=folder, secrets=resolved, workers=parallelism)
+            except WorkloadError as also:
+                raise failed from also
             raise
         return name, done + run(handler["Succeeded"], app, volume=folder, secrets=resolved)
 

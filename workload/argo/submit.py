@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workload.errors import ConfigError, PermissionDenied, TransientError, WorkloadError
+from workload.errors import ConfigError, PermissionDenied, TransientError, WorkloadError, redact
 
 PATHS = {
     "Workflow": ("workflows", "workflow"),
@@ -52,9 +52,8 @@ def create(server: Server, document: dict) -> dict:
             timeout=TIMEOUT_S,
         )
     except requests.RequestException as exc:  # no answer: host, connection, TLS, time-out
-        raise TransientError(
-            f"{what}: no answer from {server.host} ({type(exc).__name__})"
-        ) from None
+        host = redact(server.host)  # a URL may carry user:password@
+        raise TransientError(f"{what}: no answer from {host} ({type(exc).__name__})") from None
     if answer.status_code >= 300:
         kind_of: type[WorkloadError] = TransientError
         if answer.status_code in (401, 403):
@@ -62,4 +61,7 @@ def create(server: Server, document: dict) -> dict:
         elif 400 <= answer.status_code < 500 and answer.status_code != 429:
             kind_of = ConfigError
         raise kind_of(f"{what}: the Argo server refused it (HTTP {answer.status_code})")
-    return answer.json()
+    try:
+        return answer.json()
+    except ValueError:
+        raise TransientError(f"{what}: the Argo server's answer is not JSON") from None
