@@ -27,8 +27,6 @@ CHUNK = 1 << 20
 _SPACE = re.compile(r"[ \t\n\r]*")
 _KEY = re.compile(r'[ \t\n\r]*"([^"\\]*)"[ \t\n\r]*:[ \t\n\r]*')  # a key without escapes
 _NEXT = re.compile(r"[ \t\n\r]*([,}])")
-_BETWEEN = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")  # a member's end and the next key
-_AFTER_OBJECT = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\Z")  # what precedes the next member
 
 
 class Readable(Protocol):
@@ -145,66 +143,6 @@ class Stream:
             if done:
                 return
             buf = self.buf
-
-    def skim(self, key: re.Pattern, wanted: re.Pattern) -> Iterator[tuple[str, Any]]:
-        """(key, value) of the members of the object that starts here, each an object, whose
-        text matches `wanted`; every other member is passed over undecoded. `key` matches a
-        member's key, its colon and the white space after (its group 1 the key); a match right
-        after an object's end and a comma is where the next member starts. It should start with
-        a literal (the quote and the key's first characters): `search` then skips ahead by it,
-        where a leading white-space class would have it try every character (7.9 s on 266 MB,
-        against 0.9 s). Where `key` does not match, where a decoded member does not end where
-        the next begins, and for the last member, a member is read the slow way (and given
-        whatever its text).
-
-        A status's nodes map is keyed by node ids, `NAME` or `NAME-<digits>`: a quoted key and
-        a colon cannot occur inside a JSON string (its quotes are escaped), and after an
-        object's end and a comma only as a key of the object that object is in. Half of a
-        run's nodes are Retry nodes, which the report needs nothing of. Decoding only the Pod
-        nodes reads a 100k-pod status twice as fast as decoding every node
-        (benchmarks/report_100k.py)."""
-        if self._peek() != "{":
-            raise self._bad("an object")
-        self.pos += 1
-        if self._peek() == "}":
-            self.pos += 1
-            return
-        while True:
-            self._peek()
-            found = key.match(self.buf, self.pos)
-            end = self._next_member(key, found.end()) if found else None
-            if found is None or end is None:
-                if found is not None and not self.eof and self._more():
-                    continue  # the buffer grew: match again from the same member
-                done, member = self._member()
-                yield member
-                if done:
-                    return
-                continue
-            start = found.end()
-            if wanted.search(self.buf, start, end):
-                value, stop = self.decoder.raw_decode(self.buf, start)
-                if not _BETWEEN.fullmatch(self.buf, stop, end):  # not its end after all
-                    done, member = self._member()
-                    yield member
-                    if done:
-                        return
-                    continue
-                yield found.group(1), value
-            self.pos = end
-
-    def _next_member(self, key: re.Pattern, start: int) -> int | None:
-        """Where the member after the one whose value starts at `start` begins: the first
-        match of `key` after it that follows an object's end and a comma; None if the buffer
-        holds none."""
-        at = start
-        while (following := key.search(self.buf, at)) is not None:
-            if _AFTER_OBJECT.search(
-                self.buf, max(start, following.start() - 64), following.start()
-            ):
-                return following.start()
-            at = following.end()
-        return None
 
     def _member(self) -> tuple[bool, tuple[str, Any]]:
         """One member read the slow way, across chunks: (the object ended, (key, value))."""

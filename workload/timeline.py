@@ -127,8 +127,7 @@ def read(f: IO[str], what: str = "the input") -> dict:
     status = None
     for key in stream.members():
         if key == "status" and stream.peek() == "{":
-            name = (top.get("metadata") or {}).get("name")
-            status = history.read_status(stream, name if isinstance(name, str) else None)
+            status = history.read_status(stream)
         else:
             top[key] = stream.value()
     stream.end()

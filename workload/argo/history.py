@@ -21,12 +21,13 @@ clock, to the millisecond. The run's start is status.startedAt, its makespan sta
 less that.
 
 Streaming: a 100k-pod status (the node model's, 266 MB, 199,974 nodes) is read node after node
-(workload/jsonstream.py), and only its Pod nodes, and the one that tells the form, are decoded
-(jsonstream.skim: the other half are Retry nodes): 7.7 s to its timeline with a peak RSS of
-348 MB, against 15.3 s and 1,237 MB for json.load of the whole object and the same conversion;
-`workload report` on it, 11.3 s in a fresh process (medians of 3, benchmarks/report_100k.py, on
-this 2-core machine, where json.loads of the file alone takes 8.5 s). What remains is json's
-C decoder on the Pod nodes and their metrics lines, and the pod records built in Python.
+(workload/jsonstream.py): 10.1 s to its timeline with a peak RSS of 348 MB, against 14.3 s and
+1,237 MB for json.load of the whole object and the same conversion; `workload report` on it,
+11.1 s in a fresh process (medians of 3, benchmarks/report_100k.py, on this 2-core machine,
+where json.loads of the file alone takes 8.5 s). Passing the Retry nodes (half of them) over
+undecoded, found by their ids, was tried and measured no faster side by side (7.4 s against
+7.3 s in one process): the time is json's C decoder on the Pod nodes and their metrics lines,
+and the pod records built in Python.
 """
 
 from __future__ import annotations
@@ -68,33 +69,17 @@ class Status:
         self.form: str | None = None
 
 
-def read_status(stream: jsonstream.Stream, name: str | None = None) -> Status:
-    """The Workflow's status, from the stream at its value; `name`, the Workflow's, lets the
-    nodes other than pods and the form's own be passed over undecoded (jsonstream.skim)."""
+def read_status(stream: jsonstream.Stream) -> Status:
+    """The Workflow's status, from the stream at its value."""
     out = Status()
     for key in stream.members():
         if key == "nodes" and stream.peek() == "{":
-            _nodes(stream, out, name)
+            _nodes(stream, out)
         elif key == "compressedNodes":
-            _nodes(_compressed(stream.value(), stream.what), out, name)
+            _nodes(_compressed(stream.value(), stream.what), out)
         else:
             out.fields[key] = stream.value()
     return out
-
-
-# The nodes worth decoding: pods, and the node that tells the form.
-_WANTED = re.compile(r'"type"[ \t\n\r]*:[ \t\n\r]*"(Pod|Steps|StepGroup|DAG|TaskGroup)"')
-
-
-def _node_key(name: str) -> re.Pattern:
-    """A node's key in status.nodes: its id, the Workflow's name or NAME-<digits> (Argo's
-    NodeID: the name and a 32-bit FNV hash of the node's name), its value an object."""
-    return re.compile(r'"(' + re.escape(name) + r'(?:-[0-9]+)?)"[ \t\n\r]*:[ \t\n\r]*(?=\{)')
-
-
-# A NodeStatus's own keys with an object for a value that a Workflow's name (lower case) can
-# spell: with such a name a node's field would look like the next node's key to skim.
-_OBJECT_FIELDS = frozenset({"inputs", "outputs"})
 
 
 def _compressed(text, what: str) -> jsonstream.Stream:
@@ -119,12 +104,8 @@ class _Checked:
             raise DataError(f"{self.what}: status.compressedNodes is not gzip") from None
 
 
-def _nodes(stream: jsonstream.Stream, out: Status, name: str | None) -> None:
-    if name and name not in _OBJECT_FIELDS:
-        members = stream.skim(_node_key(name), _WANTED)
-    else:
-        members = stream.items()
-    for _, node in members:
+def _nodes(stream: jsonstream.Stream, out: Status) -> None:
+    for _, node in stream.items():
         if not isinstance(node, dict):
             raise DataError(f"{stream.what}: a node is not an object")
         kind = node.get("type")
