@@ -10,7 +10,7 @@ from .errors import ConfigError
 
 def require_matplotlib() -> None:
     if importlib.util.find_spec("matplotlib") is None:
-        raise ConfigError("--gantt needs matplotlib: pip install 'workload[bench]'")
+        raise ConfigError("--gantt needs matplotlib: pip install 'workload[report]'")
 
 
 # Above this many attempts the chart is painted as an image, a pixel row holding several
