@@ -195,4 +195,4 @@ def test_without_matplotlib_the_gantt_chart_is_refused_with_a_hint(monkeypatch, 
     args = ["simulate", "--files", "64", "--file-bytes", "14MB", "--gantt", str(tmp_path / "g.png")]
     assert cli.main(args) == errors.EXIT_CONFIG
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --gantt needs matplotlib: pip install 'workload[bench]'"]
+    assert err == ["error: --gantt needs matplotlib: pip install 'workload[report]'"]
