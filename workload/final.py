@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -41,7 +40,7 @@ THREADS = 4  # reader threads at most; fewer when the pod has fewer CPUs (worker
 
 
 def deepest_level(store: Store) -> int:
-    levels = [int(m.group(1)) for n in store.listdir("") if (m := re.fullmatch(r"l(\d+)", n))]
+    levels = [lv for n in store.listdir("") if (lv := layout.level_of(n)) is not None]
     if store.run and store.exists(layout.INPUT_DIR):  # a run's folder holds l2 and up
         levels.append(1)
     if not levels:

@@ -36,9 +36,20 @@ INPUT_DIR = "l1"
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 
 
+def level_of(name: str) -> int | None:
+    """The level whose files the folder `name` holds ("l3" -> 3), None for another name."""
+    found = re.fullmatch(r"l(\d+)", name)
+    return int(found.group(1)) if found else None
+
+
+def is_derived_level(name: str) -> bool:
+    """A level folder written by a run's pods (l2, l3, ...): not the input, l1."""
+    return level_of(name) is not None and name != INPUT_DIR
+
+
 def check_run(run: str) -> str:
     """`run` if it can name a run's folder ("" for none), else UsageError naming it."""
-    if run and (not _RUN_NAME.fullmatch(run) or run == RESULT_DIR or re.fullmatch(r"l\d+", run)):
+    if run and (not _RUN_NAME.fullmatch(run) or run == RESULT_DIR or level_of(run) is not None):
         raise UsageError(
             f"--run {run!r}: a run is named by letters, digits, '.', '_' and '-' (at most 253), "
             f"and not {RESULT_DIR!r} or a level's name"

@@ -13,7 +13,6 @@ levels stay for a look.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Sequence
 
 from . import command, layout
@@ -34,7 +33,7 @@ def record(settings: Settings, status: str, *, clean: bool = False) -> dict:
     removed = []
     if clean and status == "Succeeded" and result:
         for name in store.listdir(""):
-            if re.fullmatch(r"l\d+", name) and name != layout.INPUT_DIR:
+            if layout.is_derived_level(name):
                 store.remove(name)
                 removed.append(name)
     outcome = {"run": settings.run, "status": status, "result": result, "removed": removed}

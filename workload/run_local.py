@@ -79,8 +79,7 @@ def run(
         )
     # Levels above l1 and the result belong to this run: clear what an earlier shape left.
     for name in store.listdir(""):
-        derived_level = name.startswith("l") and name[1:].isdigit() and name != "l1"
-        if name == layout.RESULT_DIR or derived_level:
+        if name == layout.RESULT_DIR or layout.is_derived_level(name):
             store.remove(name)
 
     plan = layout.plan(manifest["files"], settings.fan_in, levels, final_fan_in)
