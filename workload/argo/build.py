@@ -424,9 +424,11 @@ def _container(
     *,
     metrics: list[m.Prometheus] | None = None,
     storage: bool = False,
+    sizes: dict[str, str] | None = None,
 ):
     """A pod template of ours: sized by its `cpu` and `memory` inputs (and `storage`, its
-    ephemeral-storage request), labelled with its level when it has one."""
+    ephemeral-storage request; `eci_spec` with --eci), whose defaults `sizes` may give;
+    labelled with its level when it has one."""
     resources = {"cpu": _in("cpu"), "memory": _in("memory")}
     requests = {**resources, **({"ephemeral-storage": _in("storage")} if storage else {})}
     annotations = {}
@@ -434,10 +436,11 @@ def _container(
         annotations["k8s.aliyun.com/eci-use-specs"] = _in("eci_spec")
     if o.spot:
         annotations["k8s.aliyun.com/eci-spot-strategy"] = "SpotAsPriceGo"
-    sizes = ["cpu", "memory", *(["storage"] if storage else []), *(["eci_spec"] if o.eci else [])]
+    sized = ["cpu", "memory", *(["storage"] if storage else []), *(["eci_spec"] if o.eci else [])]
+    defaults = sizes or {}
     return _Container(
         name=name,
-        inputs=[Parameter(name=n) for n in [*inputs, *sizes]],
+        inputs=[_input(n, defaults.get(n)) for n in [*inputs, *sized]],
         outputs=outputs,
         image=_p("image"),
         command=["python3"],
@@ -472,6 +475,11 @@ def _container(
         active_deadline_seconds=_p("pod_deadline_seconds"),
         annotations=annotations or None,
     )
+
+
+def _input(name: str, default: str | None) -> Parameter:
+    # Hera writes default=None as the string 'null': no default is no argument.
+    return Parameter(name=name) if default is None else Parameter(name=name, default=default)
 
 
 def _pod_options(o: Options) -> list[str]:
@@ -511,25 +519,26 @@ def _metrics(template: str, *, counts: bool) -> list[m.Prometheus]:
             counter=m.Counter(value="1"),
         ),
     ]
-    # From the pod's metrics line (workload/metrics.py), for pods that succeeded: a failed
-    # pod's output is the default "{}", which has no figures.
+    if not counts:
+        return out
+    # From the pod's metrics line (workload/metrics.py), for pods that succeeded (an attempt
+    # without a line has METRICS_DEFAULT's zeros, for the jsonpath to find).
     for name, key, what in (
         ("workload_rows_total", "rows_in", "Rows the pods read"),
         ("workload_read_bytes_total", "bytes_in", "Bytes the pods read from storage"),
         ("workload_written_bytes_total", "bytes_out", "Bytes the pods wrote to storage"),
     ):
-        if counts:
-            out.append(
-                m.Prometheus(
-                    name=name,
-                    help=what,
-                    labels=labels,
-                    when="{{status}} == Succeeded",
-                    counter=m.Counter(
-                        value="{{=jsonpath(outputs.parameters.metrics, '$." + key + "')}}"
-                    ),
-                )
+        out.append(
+            m.Prometheus(
+                name=name,
+                help=what,
+                labels=labels,
+                when="{{status}} == Succeeded",
+                counter=m.Counter(
+                    value="{{=jsonpath(outputs.parameters.metrics, '$." + key + "')}}"
+                ),
             )
+        )
     return out
 
 
@@ -592,13 +601,8 @@ def exit_template(o: Options) -> Container:
     args = ["-m", "workload", "outcome", "--root", _p("root"), "--status", "{{workflow.status}}"]
     args += ["--run", o.run] if o.run else []
     args += ["--clean"] if o.clean else []
-    exit_pod = _container(o, EXIT_TEMPLATE, [], args)
-    exit_pod.inputs = [
-        Parameter(name="cpu", default=EXIT_CPU),
-        Parameter(name="memory", default=EXIT_MEMORY),
-        *([Parameter(name="eci_spec", default=eci.spec(EXIT_CPU, EXIT_MEMORY))] if o.eci else []),
-    ]
-    return exit_pod
+    sizes = {"cpu": EXIT_CPU, "memory": EXIT_MEMORY, "eci_spec": eci.spec(EXIT_CPU, EXIT_MEMORY)}
+    return _container(o, EXIT_TEMPLATE, [], args, sizes=sizes)
 
 
 EXIT_CPU, EXIT_MEMORY = "0.25", "256Mi"
@@ -626,13 +630,13 @@ def pods_expression(level: int, fan_in: int) -> str:
     return "{{=int((asInt(workflow.parameters.numbers) + " + f"{d - 1}) / {d})" + "}}"
 
 
-def _resources(level: int | str, o: Options | None = None) -> dict[str, str]:
+def _resources(level: int | str, o: Options) -> dict[str, str]:
     prefix = f"l{level}" if isinstance(level, int) else level
     sized = {"cpu": _p(f"{prefix}_cpu"), "memory": _p(f"{prefix}_memory")}
     # The final pod: its result is per key, a size no plan gives; it requests none.
-    if o is not None and _stages(o) and isinstance(level, int):
+    if _stages(o) and isinstance(level, int):
         sized["storage"] = _p(f"{prefix}_storage")
-    if o is not None and o.eci:
+    if o.eci:
         sized["eci_spec"] = _p(f"{prefix}_eci_spec")
     return sized
 
