@@ -91,37 +91,18 @@ class Stream:
 
     def members(self) -> Iterator[str]:
         """The keys of the object that starts here; after each, read its value."""
-        if self._peek() != "{":
-            raise self._bad("an object")
-        self.pos += 1
-        if self._peek() == "}":
-            self.pos += 1
+        if not self._open():
             return
         while True:
-            if self._peek() != '"':
-                raise self._bad("a key")
-            key = self.value()
-            if self._peek() != ":":
-                raise self._bad("':'")
-            self.pos += 1
-            yield key
-            following = self._peek()
-            self.pos += 1
-            if following == "}":
+            yield self._key()
+            if self._close():
                 return
-            if following != ",":
-                self.pos -= 1
-                raise self._bad("',' or '}'")
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """(key, value) of each member of the object that starts here: members() and value(),
         twice as fast on many small members (a status's nodes) by matching keys and commas with
         one regular expression each, where the buffer holds the whole member."""
-        if self._peek() != "{":
-            raise self._bad("an object")
-        self.pos += 1
-        if self._peek() == "}":
-            self.pos += 1
+        if not self._open():
             return
         decode, buf = self.decoder.raw_decode, self.buf
         while True:
@@ -146,18 +127,37 @@ class Stream:
 
     def _member(self) -> tuple[bool, tuple[str, Any]]:
         """One member read the slow way, across chunks: (the object ended, (key, value))."""
+        key = self._key()
+        value = self.value()
+        return self._close(), (key, value)
+
+    def _open(self) -> bool:
+        """Into the object that starts here; False (and past it) if it is empty."""
+        if self._peek() != "{":
+            raise self._bad("an object")
+        self.pos += 1
+        if self._peek() == "}":
+            self.pos += 1
+            return False
+        return True
+
+    def _key(self) -> str:
+        """A member's key, and the colon after it."""
         if self._peek() != '"':
             raise self._bad("a key")
         key = self.value()
         if self._peek() != ":":
             raise self._bad("':'")
         self.pos += 1
-        value = self.value()
+        return key
+
+    def _close(self) -> bool:
+        """Past the comma or brace after a member's value: True if the object ended."""
         following = self._peek()
         if following not in (",", "}"):
             raise self._bad("',' or '}'")
         self.pos += 1
-        return following == "}", (key, value)
+        return following == "}"
 
     def end(self) -> None:
         """Nothing but white space may follow the document."""
