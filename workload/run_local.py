@@ -182,19 +182,9 @@ def _timeline(plan: layout.Plan, fan_in: int, times: list, zero: float, end: flo
     pods.sort(key=lambda p: (p["created"], p["level"], p["index"]))
     names = {level: f"l{level}" for level in range(1, plan.levels + 1)}
     names[plan.final_level] = "final"
-    levels = timeline.summarize(pods, names)
-    for row in levels:
-        row["critical_s"] = None  # the report's to tell
-    return {
-        "format": timeline.FORMAT,
-        "source": "local",
-        "form": "steps",
-        "ok": True,
-        "fan_in": fan_in,
-        "makespan_s": round(end - zero, 3),
-        "levels": levels,
-        "pods": pods,
-    }
+    return timeline.document(
+        "local", pods, names, form="steps", ok=True, fan_in=fan_in, makespan_s=end - zero
+    )
 
 
 def _level_row(name: str, records: list[dict], seconds: float) -> dict:

@@ -59,7 +59,7 @@ from typing import NamedTuple
 from . import command, layout, planner
 from .errors import UsageError
 from .gantt import gantt, require_matplotlib
-from .timeline import FORMAT, summarize
+from .timeline import document
 
 # Argo's retryStrategy as build.py renders it: Options.retries, and BACKOFF (10s, factor 2, cap
 # 5m). The n-th retry waits BACKOFF_S * BACKOFF_FACTOR ** (n - 1), at most the cap
@@ -409,20 +409,17 @@ def timeline(run: Run) -> dict:
         for a in sorted(run.attempts, key=lambda a: (a.created, a.level, a.index, a.attempt))
     ]
     names = {lv.level: level_name(run.plan, lv.level) for lv in run.plan.levels}
-    critical = critical_by_level(run)
-    levels = summarize(pods, names)
-    for row in levels:
-        row["critical_s"] = round(sum(critical[row["level"]].values()), 3)
-    return {
-        "format": FORMAT,
-        "source": "simulate",
-        "form": run.plan.form,
-        "ok": run.ok,
-        "fan_in": run.plan.fan_in,
-        "makespan_s": round(run.makespan_s, 3),
-        "levels": levels,
-        "pods": pods,
-    }
+    critical = {level: sum(kinds.values()) for level, kinds in critical_by_level(run).items()}
+    return document(
+        "simulate",
+        pods,
+        names,
+        form=run.plan.form,
+        ok=run.ok,
+        fan_in=run.plan.fan_in,
+        makespan_s=run.makespan_s,
+        critical=critical,
+    )
 
 
 def describe(run: Run) -> str:

@@ -104,6 +104,38 @@ def summarize(pods: Iterable[dict], names: dict[int, str]) -> list[dict]:
     return out
 
 
+def document(
+    source: str,
+    pods: list[dict],
+    names: dict[int, str],
+    *,
+    form: str,
+    ok: bool,
+    fan_in: int | None,
+    makespan_s: float,
+    critical: dict[int, float] | None = None,
+    name: str | None = None,
+) -> dict:
+    """The timeline document of `pods` (records as `pod` makes them, in order of creation),
+    `names` naming its levels; `critical` holds each level's seconds on the critical path
+    where the source can tell (the simulator), else the report works them out."""
+    levels = summarize(pods, names)
+    for row in levels:
+        seconds = None if critical is None else critical[row["level"]]
+        row["critical_s"] = None if seconds is None else round(seconds, 3)
+    return {
+        "format": FORMAT,
+        "source": source,
+        **({"name": name} if source == "argo" else {}),
+        "form": form,
+        "ok": ok,
+        "fan_in": fan_in,
+        "makespan_s": round(makespan_s, 3),
+        "levels": levels,
+        "pods": pods,
+    }
+
+
 def open_text(path: str) -> IO[str]:
     """The file at `path`, or stdin for "-"."""
     if path == "-":
@@ -200,17 +232,13 @@ def of_workflow(top: dict, status: history.Status) -> dict:
         level: "final" if level in finals else f"l{level}"
         for level in sorted({p["level"] for p in pods})
     }
-    levels = summarize(pods, names)
-    for row in levels:
-        row["critical_s"] = None  # the report's to tell
-    return {
-        "format": FORMAT,
-        "source": "argo",
-        "name": (top.get("metadata") or {}).get("name"),
-        "form": status.form or "steps",
-        "ok": fields.get("phase") == "Succeeded",
-        "fan_in": _fan_in(top.get("spec")) or _fan_in(fields.get("storedTemplates")),
-        "makespan_s": round(end - zero, 3),
-        "levels": levels,
-        "pods": pods,
-    }
+    return document(
+        "argo",
+        pods,
+        names,
+        name=(top.get("metadata") or {}).get("name"),
+        form=status.form or "steps",
+        ok=fields.get("phase") == "Succeeded",
+        fan_in=_fan_in(top.get("spec")) or _fan_in(fields.get("storedTemplates")),
+        makespan_s=end - zero,
+    )

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from workload import cli, errors, gantt, planner, simulate
+from workload import cli, errors, gantt, planner, simulate, timeline
 
 pytestmark = pytest.mark.unit
 
@@ -159,7 +159,7 @@ def test_the_command_writes_the_timeline_and_prints_the_levels(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "pod start 2 s" in out and "makespan" in out
     doc = json.loads(path.read_text())
-    assert doc["format"] == simulate.FORMAT and doc["ok"]
+    assert doc["format"] == timeline.FORMAT and doc["ok"]
     assert [row["name"] for row in doc["levels"]] == ["l1", "l2", "final"]
     fields = {"level", "index", "attempt", "node", "created", "started", "finished", "ok"}
     assert all(set(p) == fields for p in doc["pods"])
