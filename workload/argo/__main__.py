@@ -91,7 +91,7 @@ def submit(args: argparse.Namespace) -> int:
     from workload.errors import UsageError
 
     from . import submit as server
-    from .build import FORMS, dag_template, steps_template, workflow_from_template
+    from .build import dag_template, standalone_workflow, steps_template, workflow_from_template
 
     target = server.Server(
         host=args.host,
@@ -113,13 +113,9 @@ def submit(args: argparse.Namespace) -> int:
         server.create(target, template.to_dict())
         workflow = workflow_from_template(template, params)
     else:
-        workflow = FORMS["standalone"](options) if args.form == "steps" else None
-        if workflow is None:  # the dag form as a Workflow of its own
-            template = dag_template(options)
-            workflow = FORMS["standalone"](options)
-            workflow.templates = template.templates
-            workflow.arguments = template.arguments
-        for p in workflow.arguments or []:
+        workflow = standalone_workflow(options, args.form)
+        arguments = workflow.arguments if isinstance(workflow.arguments, list) else []
+        for p in arguments:
             if isinstance(p, Parameter) and p.name in params:
                 p.value = params.pop(p.name)
         if params:

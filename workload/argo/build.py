@@ -778,10 +778,10 @@ def workflow_from_template(template: WorkflowTemplate, parameters: dict[str, str
     )
 
 
-def standalone_workflow(o: Options = Options()) -> Workflow:
-    """The steps form as one self-contained Workflow, like the seed's YAML."""
-    wt = steps_template(o)
-    w = WorkflowV4(generate_name=f"{TEMPLATE_NAME}-", arguments=parameters(o), **_spec(o))
+def standalone_workflow(o: Options = Options(), form: str = "steps") -> Workflow:
+    """A form as one self-contained Workflow; the steps form's is like the seed's YAML."""
+    wt = (steps_template if form == "steps" else dag_template)(o)
+    w = WorkflowV4(generate_name=f"{TEMPLATE_NAME}-", arguments=wt.arguments, **_spec(o))
     w.templates = wt.templates
     return w
 
